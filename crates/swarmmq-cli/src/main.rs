@@ -1,0 +1,2 @@
+//! The `swarmmq` binary.
+fn main() {}
