@@ -1,0 +1,20 @@
+//! Consumer-group delivery state: which offsets of a partition a group has acknowledged,
+//! which are leased to a consumer and until when, which are due for redelivery, and the
+//! durable log that makes acknowledgements survive a crash.
+//!
+//! State is kept as offset *ranges*, not per message, so pulling and acknowledging a
+//! thousand messages costs a handful of map operations. This crate knows nothing of
+//! sockets, the wire protocol or the partition log's bytes; the node asks it which
+//! offsets to hand out and tells it what was acknowledged.
+
+mod error;
+mod group_store;
+
+mod partition_state;
+mod range_map;
+
+pub use error::DeliveryError;
+
+pub use group_store::{GroupStore, PartitionAcks};
+pub use partition_state::{Grant, LeaseSettings, PartitionState};
+pub use range_map::{RangeMap, RangeSet};
