@@ -199,6 +199,15 @@ impl GroupStore {
         Ok(())
     }
 
+    /// A handle that fsyncs the ack log without holding the store, so appends can go on
+    /// while an fsync runs (group commit of acknowledgements).
+    pub fn syncer(&self) -> Result<StoreSyncer, DeliveryError> {
+        Ok(StoreSyncer {
+            file: self.log.try_clone().map_err(io_err(&self.log_path))?,
+            path: self.log_path.clone(),
+        })
+    }
+
     /// Replaces snapshot and log with the given full state: snapshot to a temp file,
     /// fsync, rename, fsync the directory, then empty the log.
     pub fn write_snapshot(&mut self, parts: &[PartitionAcks]) -> Result<(), DeliveryError> {
@@ -236,6 +245,20 @@ impl GroupStore {
         }
         self.log_bytes = 0;
         Ok(())
+    }
+}
+
+/// fsyncs a [`GroupStore`]'s ack log from another thread.
+pub struct StoreSyncer {
+    file: File,
+    path: PathBuf,
+}
+
+impl StoreSyncer {
+    /// Makes every ack appended before this call durable. The caller must treat a
+    /// failure as permanent (never retry an fsync on the same file).
+    pub fn sync(&self) -> Result<(), DeliveryError> {
+        self.file.sync_data().map_err(io_err(&self.path))
     }
 }
 

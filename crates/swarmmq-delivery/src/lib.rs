@@ -15,6 +15,6 @@ mod range_map;
 
 pub use error::DeliveryError;
 
-pub use group_store::{GroupStore, PartitionAcks};
+pub use group_store::{GroupStore, PartitionAcks, StoreSyncer};
 pub use partition_state::{Grant, LeaseSettings, PartitionState};
 pub use range_map::{RangeMap, RangeSet};

@@ -114,6 +114,13 @@ name_type!(
     64
 );
 
+impl Default for NodeId {
+    /// `node-1`, the id of a node started without configuration.
+    fn default() -> Self {
+        NodeId("node-1".to_string())
+    }
+}
+
 impl DestinationName {
     /// The dead-letter destination of this one: `<name>.dlq`.
     ///
@@ -131,7 +138,7 @@ mod tests {
     fn accepts_the_documented_alphabet() {
         assert!(DestinationName::new("orders.eu-west_1").is_ok());
         assert!(DestinationName::new("a".repeat(249)).is_ok());
-        assert!(NodeId::new("node-1").is_ok());
+        assert_eq!(NodeId::new("node-1"), Ok(NodeId::default()));
     }
 
     #[test]
