@@ -98,3 +98,126 @@ impl ProtocolError {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_fatality_per_variant() {
+        use ProtocolError as E;
+        let f = "field";
+        let table: Vec<(E, ErrorCode, bool)> = vec![
+            (E::BadMagic(*b"GE"), ErrorCode::MalformedFrame, true),
+            (
+                E::UnsupportedVersion(2),
+                ErrorCode::UnsupportedVersion,
+                true,
+            ),
+            (E::ReservedFlags(4), ErrorCode::MalformedFrame, true),
+            (E::ReservedHeaderBytes(1), ErrorCode::MalformedFrame, true),
+            (
+                E::FrameTooLarge { len: 2, limit: 1 },
+                ErrorCode::FrameTooLarge,
+                true,
+            ),
+            (E::UnknownOpcode(99), ErrorCode::UnknownOpcode, false),
+            (
+                E::UnexpectedFlags {
+                    flags: 1,
+                    expected: "request",
+                },
+                ErrorCode::MalformedFrame,
+                false,
+            ),
+            (
+                E::OpcodeMismatch { opcode: 1, body: 2 },
+                ErrorCode::Internal,
+                false,
+            ),
+            (
+                E::Truncated {
+                    field: f,
+                    needed: 4,
+                    remaining: 1,
+                },
+                ErrorCode::MalformedFrame,
+                false,
+            ),
+            (E::TrailingBytes(1), ErrorCode::MalformedFrame, false),
+            (
+                E::InvalidUtf8 { field: f },
+                ErrorCode::MalformedFrame,
+                false,
+            ),
+            (
+                E::InvalidTag { field: f, value: 2 },
+                ErrorCode::MalformedFrame,
+                false,
+            ),
+            (
+                E::BadTlvLength {
+                    tag: 1,
+                    len: 4,
+                    expected: 8,
+                },
+                ErrorCode::MalformedFrame,
+                false,
+            ),
+            (E::DuplicateTag { tag: 1 }, ErrorCode::MalformedFrame, false),
+            (
+                E::OutOfRange {
+                    field: f,
+                    value: 11,
+                },
+                ErrorCode::InvalidRequest,
+                false,
+            ),
+            (
+                E::CountOverLimit {
+                    field: f,
+                    count: 2,
+                    limit: 1,
+                },
+                ErrorCode::InvalidRequest,
+                false,
+            ),
+            (
+                E::TooLong {
+                    field: f,
+                    len: 2,
+                    limit: 1,
+                },
+                ErrorCode::InvalidRequest,
+                false,
+            ),
+            (
+                E::MessageTooLarge { len: 2, limit: 1 },
+                ErrorCode::MessageTooLarge,
+                false,
+            ),
+        ];
+        for (err, code, fatal) in table {
+            assert_eq!(err.code(), code, "{err}");
+            assert_eq!(err.is_fatal(), fatal, "{err}");
+            assert!(!err.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn messages_name_the_field() {
+        let err = ProtocolError::CountOverLimit {
+            field: "messages",
+            count: 100_001,
+            limit: 100_000,
+        };
+        assert_eq!(
+            err.to_string(),
+            "messages: 100001 is past the limit of 100000"
+        );
+        assert_eq!(
+            ProtocolError::BadMagic(*b"GE").to_string(),
+            "bad magic [47, 45]; expected \"SQ\""
+        );
+    }
+}
