@@ -137,6 +137,23 @@ pub(crate) fn decode_header_with(
     Ok(header)
 }
 
+/// The body handed in must be the one the header announced.
+pub(crate) fn check_body_len(header: &FrameHeader, body: &[u8]) -> Result<(), ProtocolError> {
+    let announced = u64::from(header.body_len);
+    let got = body.len() as u64;
+    if got < announced {
+        return Err(ProtocolError::Truncated {
+            field: "body",
+            needed: announced,
+            remaining: got,
+        });
+    }
+    if got > announced {
+        return Err(ProtocolError::TrailingBytes(got - announced));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

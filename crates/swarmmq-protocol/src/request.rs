@@ -7,6 +7,7 @@ use crate::fields::{
     MIN_MESSAGE_TAIL, MessageTail, put_config, put_message_tail, put_priority, put_ranges,
     read_config, read_message_tail, read_priority, read_ranges,
 };
+use crate::header::check_body_len;
 use crate::reader::Reader;
 use crate::writer::{encode_frame, put_bool, put_count, put_opt, put_str};
 use crate::{
@@ -167,23 +168,6 @@ pub fn decode_request(
     let req = read_request_body(&mut r, opcode, limits)?;
     r.finish()?;
     Ok(req)
-}
-
-/// The body handed in must be the one the header announced.
-pub(crate) fn check_body_len(header: &FrameHeader, body: &Bytes) -> Result<(), ProtocolError> {
-    let announced = u64::from(header.body_len);
-    let got = body.len() as u64;
-    if got < announced {
-        return Err(ProtocolError::Truncated {
-            field: "body",
-            needed: announced,
-            remaining: got,
-        });
-    }
-    if got > announced {
-        return Err(ProtocolError::TrailingBytes(got - announced));
-    }
-    Ok(())
 }
 
 fn read_request_body(

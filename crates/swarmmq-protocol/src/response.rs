@@ -7,9 +7,9 @@ use crate::fields::{
     MIN_MESSAGE_TAIL, put_destination_info, put_destination_list, read_destination_info,
     read_destination_list, read_message_tail, read_priority,
 };
+use crate::header::check_body_len;
 use crate::pull_encoder::put_delivered_owned;
 use crate::reader::Reader;
-use crate::request::check_body_len;
 use crate::writer::{encode_frame, put_bool, put_count, put_str};
 use crate::{
     AckResponse, DeliveredMessage, ErrorResponse, Flags, FrameHeader, HealthResponse,

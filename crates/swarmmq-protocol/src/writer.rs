@@ -122,14 +122,14 @@ pub(crate) fn finish_frame(
     max_frame_bytes: u32,
 ) -> Result<(), ProtocolError> {
     let frame_len = out.len().saturating_sub(start);
-    if frame_len as u64 > u64::from(max_frame_bytes) || frame_len < HEADER_LEN {
+    if frame_len as u64 > u64::from(max_frame_bytes) {
         return Err(ProtocolError::FrameTooLarge {
             len: frame_len as u64,
             limit: u64::from(max_frame_bytes),
         });
     }
     // frame_len <= max_frame_bytes, a u32, so the body length fits.
-    let body_len = (frame_len - HEADER_LEN) as u32;
+    let body_len = frame_len.saturating_sub(HEADER_LEN) as u32;
     let len_at = start + 12;
     if let Some(slot) = out.get_mut(len_at..len_at + 4) {
         slot.copy_from_slice(&body_len.to_be_bytes());
