@@ -146,6 +146,17 @@ pub(crate) fn read_headers(r: &mut Reader, limits: &Limits) -> Result<Vec<Header
     Ok(headers)
 }
 
+/// Roughly the bytes a message takes on the wire (fixed fields rounded up), so that
+/// encoders can reserve the output once instead of growing it message by message.
+pub(crate) fn message_size_hint(key: Option<&Bytes>, headers: &[Header], payload: &Bytes) -> usize {
+    const FIXED_FIELDS: usize = 64;
+    let headers: usize = headers
+        .iter()
+        .map(|h| h.name.len() + h.value.len() + 6)
+        .sum();
+    FIXED_FIELDS + key.map_or(0, Bytes::len) + headers + payload.len()
+}
+
 /// The borrowed parts of a message that publish and pull share, in wire order.
 pub(crate) struct MessageTail<'a, I> {
     pub id: Option<&'a MessageId>,

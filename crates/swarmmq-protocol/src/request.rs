@@ -4,8 +4,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use swarmmq_types::Limits;
 
 use crate::fields::{
-    MIN_MESSAGE_TAIL, MessageTail, put_config, put_message_tail, put_priority, put_ranges,
-    read_config, read_message_tail, read_priority, read_ranges,
+    MIN_MESSAGE_TAIL, MessageTail, message_size_hint, put_config, put_message_tail, put_priority,
+    put_ranges, read_config, read_message_tail, read_priority, read_ranges,
 };
 use crate::header::check_body_len;
 use crate::reader::Reader;
@@ -17,8 +17,6 @@ use crate::{
 
 /// priority + deliver_at presence + ttl presence + the shared message tail.
 const MIN_PUBLISH_MESSAGE: usize = 1 + 1 + 1 + MIN_MESSAGE_TAIL;
-/// Fixed bytes per published message besides its variable fields, for a size estimate.
-const PUBLISH_MESSAGE_OVERHEAD: usize = 64;
 
 /// Appends one request frame to `out`.
 ///
@@ -47,13 +45,7 @@ pub fn encode_request(
 
 fn publish_size_hint(p: &PublishRequest) -> usize {
     p.messages.iter().fold(64, |acc, m| {
-        let headers: usize = m
-            .headers
-            .iter()
-            .map(|h| h.name.len() + h.value.len() + 6)
-            .sum();
-        let key = m.key.as_ref().map_or(0, Bytes::len);
-        acc.saturating_add(m.payload.len() + key + headers + PUBLISH_MESSAGE_OVERHEAD)
+        acc.saturating_add(message_size_hint(m.key.as_ref(), &m.headers, &m.payload))
     })
 }
 

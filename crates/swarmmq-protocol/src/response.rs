@@ -4,8 +4,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use swarmmq_types::{ErrorCode, Limits};
 
 use crate::fields::{
-    MIN_MESSAGE_TAIL, put_destination_info, put_destination_list, read_destination_info,
-    read_destination_list, read_message_tail, read_priority,
+    MIN_MESSAGE_TAIL, message_size_hint, put_destination_info, put_destination_list,
+    read_destination_info, read_destination_list, read_message_tail, read_priority,
 };
 use crate::header::check_body_len;
 use crate::pull_encoder::put_delivered_owned;
@@ -23,8 +23,6 @@ const MIN_PUBLISH_RUN: usize = 4 + 8 + 4 + 1;
 const MIN_DELIVERED: usize = 4 + 8 + 8 + 1 + 4 + MIN_MESSAGE_TAIL;
 /// id + host + port.
 const MIN_NODE_INFO: usize = 2 + 2 + 2;
-/// Fixed bytes per delivered message besides its variable fields, for a size estimate.
-const DELIVERED_OVERHEAD: usize = 64;
 
 /// Appends one response frame answering `correlation_id` to `out`.
 ///
@@ -50,13 +48,7 @@ pub fn encode_response(
     }
     if let Response::Pull(p) = resp {
         let hint = p.messages.iter().fold(64usize, |acc, m| {
-            let headers: usize = m
-                .headers
-                .iter()
-                .map(|h| h.name.len() + h.value.len() + 6)
-                .sum();
-            let key = m.key.as_ref().map_or(0, Bytes::len);
-            acc.saturating_add(m.payload.len() + key + headers + DELIVERED_OVERHEAD)
+            acc.saturating_add(message_size_hint(m.key.as_ref(), &m.headers, &m.payload))
         });
         out.reserve(hint.min(limits.max_frame_bytes as usize));
     }
