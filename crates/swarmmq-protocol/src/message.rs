@@ -19,6 +19,30 @@ pub enum Opcode {
     Metadata = 10,
 }
 
+impl Opcode {
+    pub const ALL: [Opcode; 10] = [
+        Opcode::Publish,
+        Opcode::Pull,
+        Opcode::Ack,
+        Opcode::Nack,
+        Opcode::CreateDestination,
+        Opcode::DeleteDestination,
+        Opcode::ListDestinations,
+        Opcode::DescribeDestination,
+        Opcode::Health,
+        Opcode::Metadata,
+    ];
+
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    /// The opcode for a byte, or `None` for one this build does not know.
+    pub fn from_u8(n: u8) -> Option<Self> {
+        Self::ALL.iter().copied().find(|op| op.as_u8() == n)
+    }
+}
+
 /// A message header: a UTF-8 name and an opaque value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -262,5 +286,24 @@ impl Request {
             Request::Health => Opcode::Health,
             Request::Metadata => Opcode::Metadata,
         }
+    }
+}
+
+impl Response {
+    /// The operation this answers; `None` for [`Response::Error`], which answers any.
+    pub fn opcode(&self) -> Option<Opcode> {
+        Some(match self {
+            Response::Publish(_) => Opcode::Publish,
+            Response::Pull(_) => Opcode::Pull,
+            Response::Ack(_) => Opcode::Ack,
+            Response::Nack(_) => Opcode::Nack,
+            Response::CreateDestination(_) => Opcode::CreateDestination,
+            Response::DeleteDestination => Opcode::DeleteDestination,
+            Response::ListDestinations(_) => Opcode::ListDestinations,
+            Response::DescribeDestination(_) => Opcode::DescribeDestination,
+            Response::Health(_) => Opcode::Health,
+            Response::Metadata(_) => Opcode::Metadata,
+            Response::Error(_) => return None,
+        })
     }
 }

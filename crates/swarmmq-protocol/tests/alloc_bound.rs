@@ -1,0 +1,270 @@
+//! Decoding must never allocate much past the frame it reads, however large the counts
+//! and lengths a hostile frame claims. A counting global allocator measures the bytes
+//! requested on the decoding thread.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use swarmmq_protocol::*;
+use swarmmq_types::Limits;
+
+struct Counting;
+
+thread_local! {
+    static ACTIVE: Cell<bool> = const { Cell::new(false) };
+    static BYTES: Cell<usize> = const { Cell::new(0) };
+}
+
+fn record(size: usize) {
+    // `try_with`: the allocator may run while thread-locals are being torn down.
+    let _ = ACTIVE.try_with(|active| {
+        if active.get() {
+            let _ = BYTES.try_with(|b| b.set(b.get() + size));
+        }
+    });
+}
+
+// SAFETY: every call forwards to the system allocator unchanged; counting only reads
+// and writes const-initialised thread-locals, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        record(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        record(layout.size());
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        record(new_size);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Bytes allocated on this thread while `f` runs.
+fn allocated_by<T>(f: impl FnOnce() -> T) -> (usize, T) {
+    BYTES.with(|b| b.set(0));
+    ACTIVE.with(|a| a.set(true));
+    let out = f();
+    ACTIVE.with(|a| a.set(false));
+    (BYTES.with(Cell::get), out)
+}
+
+/// Limits as loose as a config could make them, so only the frame bounds allocation.
+fn loose() -> Limits {
+    Limits {
+        max_batch_messages: u32::MAX,
+        max_pull_messages: u32::MAX,
+        max_headers: u32::MAX,
+        max_header_name_bytes: u32::MAX,
+        max_header_bytes: u32::MAX,
+        max_key_bytes: u32::MAX,
+        max_text_bytes: u32::MAX,
+        max_ack_ranges: u32::MAX,
+        max_destinations: u32::MAX,
+        max_partitions: u32::MAX,
+        max_message_bytes: u32::MAX,
+        ..Limits::DEFAULT
+    }
+}
+
+fn header(opcode: u8, flags: Flags, body: &[u8]) -> FrameHeader {
+    FrameHeader {
+        version: VERSION,
+        opcode,
+        flags,
+        correlation_id: 1,
+        body_len: body.len() as u32,
+    }
+}
+
+/// Frames that claim far more than they carry, as (name, opcode, flags, body).
+fn hostile() -> Vec<(&'static str, u8, Flags, Vec<u8>)> {
+    let huge = u32::MAX.to_be_bytes();
+    let mut out = Vec::new();
+    // Publish: destination "d", acks 0, no partition, then a count.
+    let publish_head = [0, 1, b'd', 0, 0];
+    for count in [u32::MAX, 100_000, 1_000] {
+        let mut b = publish_head.to_vec();
+        b.extend(count.to_be_bytes());
+        b.extend([0u8; 64]);
+        out.push(("publish message count", 1, Flags::NONE, b));
+    }
+    // One message claiming u32::MAX headers, then one claiming a huge payload.
+    let mut b = publish_head.to_vec();
+    b.extend(1u32.to_be_bytes());
+    b.extend([5, 0, 0, 0, 0]);
+    b.extend(huge);
+    b.extend([0u8; 64]);
+    out.push(("publish header count", 1, Flags::NONE, b));
+    let mut b = publish_head.to_vec();
+    b.extend(1u32.to_be_bytes());
+    b.extend([5, 0, 0, 0, 0, 0, 0, 0, 0]);
+    b.extend(huge);
+    b.extend([0u8; 64]);
+    out.push(("publish payload length", 1, Flags::NONE, b));
+    // Strings claiming 65535 bytes.
+    out.push((
+        "destination name length",
+        6,
+        Flags::NONE,
+        vec![0xff, 0xff, b'a'],
+    ));
+    // Ack with u32::MAX ranges.
+    let mut b = vec![0, 1, b'd', 0, 1, b'g', 0, 1, b'c'];
+    b.extend(huge);
+    b.extend([0u8; 40]);
+    out.push(("ack range count", 3, Flags::NONE, b));
+    // Responses: pull, publish runs, list, metadata nodes, partitions, config entries.
+    let mut b = huge.to_vec();
+    b.extend([0u8; 64]);
+    out.push(("pull message count", 2, Flags::RESPONSE, b.clone()));
+    out.push(("publish run count", 1, Flags::RESPONSE, b.clone()));
+    out.push(("destination count", 7, Flags::RESPONSE, b));
+    let mut b = vec![0, 0];
+    b.extend(huge);
+    b.extend([0u8; 64]);
+    out.push(("metadata node count", 10, Flags::RESPONSE, b));
+    let mut b = vec![0, 1, b'd'];
+    b.extend(huge);
+    b.extend([0u8; 64]);
+    out.push(("partition count", 8, Flags::RESPONSE, b));
+    out.push((
+        "config entry count",
+        8,
+        Flags::RESPONSE,
+        vec![0, 1, b'd', 0, 0, 0, 0, 0xff, 0xff, 0, 0],
+    ));
+    out.push((
+        "error message length",
+        1,
+        Flags::RESPONSE | Flags::ERROR,
+        vec![0, 1, 0xff, 0xff, b'x'],
+    ));
+    out
+}
+
+fn decode(h: &FrameHeader, body: Bytes, limits: &Limits) -> bool {
+    if h.flags.is_response() {
+        decode_response(h, body, limits).is_ok()
+    } else {
+        decode_request(h, body, limits).is_ok()
+    }
+}
+
+#[test]
+fn hostile_counts_and_lengths_allocate_almost_nothing() {
+    for limits in [Limits::DEFAULT, loose()] {
+        for (name, opcode, flags, body) in hostile() {
+            let frame_len = HEADER_LEN + body.len();
+            let h = header(opcode, flags, &body);
+            let body = Bytes::from(body);
+            let (bytes, ok) = allocated_by(|| decode(&h, body, &limits));
+            assert!(!ok, "{name}: hostile frame decoded");
+            let bound = frame_len * 4 + 64 * 1024;
+            assert!(
+                bytes <= bound,
+                "{name}: {bytes} bytes allocated for a {frame_len}-byte frame"
+            );
+        }
+    }
+}
+
+#[test]
+fn framer_does_not_reserve_the_announced_body() {
+    let mut buf = BytesMut::new();
+    buf.put_slice(
+        &FrameHeader {
+            version: VERSION,
+            opcode: 1,
+            flags: Flags::NONE,
+            correlation_id: 1,
+            body_len: Limits::DEFAULT.max_frame_bytes - HEADER_LEN as u32,
+        }
+        .to_bytes(),
+    );
+    let mut dec = FrameDecoder::new(&Limits::DEFAULT);
+    let (bytes, res) = allocated_by(|| dec.decode(&mut buf));
+    assert!(matches!(res, Ok(None)));
+    assert_eq!(bytes, 0);
+}
+
+/// Valid frames packed with the smallest possible elements show the real worst case:
+/// every element exists, so memory is the in-memory size of the decoded values. The
+/// bound below is the documented amplification (docs/protocol.md, "Limits").
+#[test]
+fn densest_valid_frames_stay_within_the_documented_amplification() {
+    let limits = loose();
+    let empty_message = PublishMessage {
+        id: None,
+        key: None,
+        headers: vec![],
+        priority: 5,
+        deliver_at_ms: None,
+        ttl_ms: None,
+        payload: Bytes::new(),
+    };
+    let empty_header = Header {
+        name: String::new(),
+        value: Bytes::new(),
+    };
+    let many_messages = Request::Publish(PublishRequest {
+        destination: String::new(),
+        acks: Acks::All,
+        partition: None,
+        messages: vec![empty_message.clone(); 50_000],
+    });
+    let many_headers = Request::Publish(PublishRequest {
+        destination: String::new(),
+        acks: Acks::All,
+        partition: None,
+        messages: vec![
+            PublishMessage {
+                headers: vec![empty_header; 64],
+                ..empty_message
+            };
+            1_000
+        ],
+    });
+    let ranges = Request::Ack(AckRequest {
+        destination: String::new(),
+        group: String::new(),
+        consumer_id: String::new(),
+        ranges: vec![
+            OffsetRange {
+                partition: 0,
+                start: 0,
+                end: 0
+            };
+            50_000
+        ],
+    });
+    for req in [many_messages, many_headers, ranges] {
+        let mut out = BytesMut::new();
+        encode_request(1, &req, &limits, &mut out).unwrap();
+        let frame = FrameDecoder::new(&limits)
+            .decode(&mut out)
+            .unwrap()
+            .unwrap();
+        let frame_len = HEADER_LEN + frame.body.len();
+        let (bytes, decoded) = allocated_by(|| decode_request(&frame.header, frame.body, &limits));
+        assert_eq!(decoded.unwrap(), req);
+        let bound = frame_len * 13 + 64 * 1024;
+        assert!(
+            bytes <= bound,
+            "{bytes} bytes allocated for a {frame_len}-byte frame"
+        );
+        eprintln!(
+            "{:?}: {frame_len} frame bytes -> {bytes} bytes allocated ({:.1}x)",
+            req.opcode(),
+            bytes as f64 / frame_len as f64
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! proptest strategies for every request and response, within the default limits.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use proptest::collection::vec;
+use proptest::option::of;
+use proptest::prelude::*;
+use swarmmq_protocol::*;
+use swarmmq_types::{ErrorCode, MessageId};
+
+/// Any printable Unicode, so multi-byte UTF-8 is covered.
+pub fn text() -> impl Strategy<Value = String> {
+    "\\PC{0,12}"
+}
+
+pub fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
+    vec(any::<u8>(), 0..max).prop_map(Bytes::from)
+}
+
+pub fn message_id() -> impl Strategy<Value = MessageId> {
+    prop_oneof![
+        any::<[u8; 16]>().prop_map(MessageId::Uuid),
+        "\\PC{1,32}".prop_map(MessageId::Text),
+        // The 128-byte edge.
+        "[a-z]{120,128}".prop_map(MessageId::Text),
+    ]
+}
+
+pub fn header() -> impl Strategy<Value = Header> {
+    ("\\PC{0,8}", bytes(16)).prop_map(|(name, value)| Header { name, value })
+}
+
+pub fn priority() -> impl Strategy<Value = u8> {
+    1u8..=10
+}
+
+pub fn publish_message() -> impl Strategy<Value = PublishMessage> {
+    (
+        of(message_id()),
+        of(bytes(16)),
+        vec(header(), 0..4),
+        priority(),
+        of(any::<i64>()),
+        of(any::<u64>()),
+        bytes(64),
+    )
+        .prop_map(
+            |(id, key, headers, priority, deliver_at_ms, ttl_ms, payload)| PublishMessage {
+                id,
+                key,
+                headers,
+                priority,
+                deliver_at_ms,
+                ttl_ms,
+                payload,
+            },
+        )
+}
+
+pub fn delivered_message() -> impl Strategy<Value = DeliveredMessage> {
+    (
+        (
+            any::<u32>(),
+            any::<u64>(),
+            any::<i64>(),
+            priority(),
+            any::<u32>(),
+        ),
+        of(message_id()),
+        of(bytes(16)),
+        vec(header(), 0..4),
+        bytes(64),
+    )
+        .prop_map(
+            |(
+                (partition, offset, timestamp_ms, priority, delivery_attempt),
+                id,
+                key,
+                headers,
+                payload,
+            )| {
+                DeliveredMessage {
+                    partition,
+                    offset,
+                    timestamp_ms,
+                    priority,
+                    delivery_attempt,
+                    id,
+                    key,
+                    headers,
+                    payload,
+                }
+            },
+        )
+}
+
+pub fn ranges() -> impl Strategy<Value = Vec<OffsetRange>> {
+    vec(
+        (any::<u32>(), any::<u64>(), any::<u64>()).prop_map(|(partition, a, b)| OffsetRange {
+            partition,
+            start: a.min(b),
+            end: a.max(b),
+        }),
+        0..4,
+    )
+}
+
+pub fn config() -> impl Strategy<Value = DestinationConfig> {
+    (
+        (
+            of(any::<u64>()),
+            of(any::<u64>()),
+            of(any::<u32>()),
+            of(any::<u64>()),
+        ),
+        (
+            of(any::<u32>()),
+            of(any::<u64>()),
+            of(any::<bool>()),
+            of(any::<u64>()),
+        ),
+    )
+        .prop_map(|((a, b, c, d), (e, f, g, h))| DestinationConfig {
+            retention_ms: a,
+            retention_bytes: b,
+            max_message_bytes: c,
+            ack_timeout_ms: d,
+            max_delivery_attempts: e,
+            dedup_window_ms: f,
+            dlq_enabled: g,
+            default_ttl_ms: h,
+        })
+}
+
+pub fn destination_info() -> impl Strategy<Value = DestinationInfo> {
+    let partition = (
+        any::<u32>(),
+        text(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(partition, leader, start_offset, end_offset, size_bytes)| PartitionInfo {
+                partition,
+                leader,
+                start_offset,
+                end_offset,
+                size_bytes,
+            },
+        );
+    (text(), vec(partition, 0..3), config()).prop_map(|(name, partitions, config)| {
+        DestinationInfo {
+            name,
+            partitions,
+            config,
+        }
+    })
+}
+
+pub fn acks() -> impl Strategy<Value = Acks> {
+    prop_oneof![Just(Acks::All), Just(Acks::Leader)]
+}
+
+pub fn request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        (
+            text(),
+            acks(),
+            of(any::<u32>()),
+            vec(publish_message(), 0..4)
+        )
+            .prop_map(|(destination, acks, partition, messages)| Request::Publish(
+                PublishRequest {
+                    destination,
+                    acks,
+                    partition,
+                    messages,
+                }
+            )),
+        (
+            (text(), text(), text()),
+            (any::<u32>(), any::<u32>(), any::<u32>()),
+            of(any::<u32>()),
+            any::<bool>()
+        )
+            .prop_map(
+                |(
+                    (destination, group, consumer_id),
+                    (max_messages, max_bytes, max_wait_ms),
+                    partition,
+                    auto_ack,
+                )| {
+                    Request::Pull(PullRequest {
+                        destination,
+                        group,
+                        consumer_id,
+                        max_messages,
+                        max_bytes,
+                        max_wait_ms,
+                        partition,
+                        auto_ack,
+                    })
+                }
+            ),
+        (text(), text(), text(), ranges()).prop_map(|(destination, group, consumer_id, ranges)| {
+            Request::Ack(AckRequest {
+                destination,
+                group,
+                consumer_id,
+                ranges,
+            })
+        }),
+        (text(), text(), text(), ranges(), any::<u32>()).prop_map(
+            |(destination, group, consumer_id, ranges, delay_ms)| Request::Nack(NackRequest {
+                destination,
+                group,
+                consumer_id,
+                ranges,
+                delay_ms,
+            })
+        ),
+        (text(), 0u32..=1024, config()).prop_map(|(name, partitions, config)| {
+            Request::CreateDestination(CreateDestinationRequest {
+                name,
+                partitions,
+                config,
+            })
+        }),
+        text().prop_map(|name| Request::DeleteDestination { name }),
+        Just(Request::ListDestinations),
+        text().prop_map(|name| Request::DescribeDestination { name }),
+        Just(Request::Health),
+        Just(Request::Metadata),
+    ]
+}
+
+pub fn error_code() -> impl Strategy<Value = ErrorCode> {
+    proptest::sample::select(ErrorCode::ALL.to_vec())
+}
+
+pub fn response() -> impl Strategy<Value = Response> {
+    let run = (any::<u32>(), any::<u64>(), any::<u32>(), any::<bool>()).prop_map(
+        |(partition, base_offset, count, duplicate)| PublishRun {
+            partition,
+            base_offset,
+            count,
+            duplicate,
+        },
+    );
+    let node =
+        (text(), text(), any::<u16>()).prop_map(|(id, host, port)| NodeInfo { id, host, port });
+    prop_oneof![
+        vec(run, 0..4).prop_map(|runs| Response::Publish(PublishResponse { runs })),
+        vec(delivered_message(), 0..4)
+            .prop_map(|messages| Response::Pull(PullResponse { messages })),
+        any::<u64>().prop_map(|count| Response::Ack(AckResponse { count })),
+        any::<u64>().prop_map(|count| Response::Nack(AckResponse { count })),
+        destination_info().prop_map(Response::CreateDestination),
+        Just(Response::DeleteDestination),
+        vec(destination_info(), 0..3).prop_map(Response::ListDestinations),
+        destination_info().prop_map(Response::DescribeDestination),
+        (text(), text(), text(), any::<u64>()).prop_map(|(status, node_id, version, uptime_ms)| {
+            Response::Health(HealthResponse {
+                status,
+                node_id,
+                version,
+                uptime_ms,
+            })
+        }),
+        (text(), vec(node, 0..3), vec(destination_info(), 0..2)).prop_map(
+            |(cluster_name, nodes, destinations)| Response::Metadata(MetadataResponse {
+                cluster_name,
+                nodes,
+                destinations,
+            })
+        ),
+        (error_code(), text())
+            .prop_map(|(code, message)| Response::Error(ErrorResponse { code, message })),
+    ]
+}
+
+/// The opcode a response is sent under; an error may answer any operation.
+pub fn response_with_opcode() -> impl Strategy<Value = (Opcode, Response)> {
+    (response(), proptest::sample::select(Opcode::ALL.to_vec()))
+        .prop_map(|(resp, any_op)| (resp.opcode().unwrap_or(any_op), resp))
+}
