@@ -18,7 +18,10 @@ use crate::tree::{Node, Value};
 /// An error found while deserializing the tree: the reason, plus where (once known).
 #[derive(Debug)]
 pub(crate) struct DeError {
+    /// Full key path; `None` until the leaf that raised the error fills it in.
     path: Option<String>,
+    /// Outer `None`: not located yet. `Some(None)`: the value came from the document.
+    /// `Some(Some(var))`: the value came from that environment variable.
     env: Option<Option<String>>,
     kind: Kind,
 }
