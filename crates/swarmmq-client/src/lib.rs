@@ -1,1 +1,24 @@
-//! placeholder
+//! The Rust SDK of SwarmMQ: a [`Producer`] that batches and pipelines publishes and
+//! reports each message's partition and offset, a [`Consumer`] that long-polls and
+//! acknowledges, and an [`Admin`] for destinations and health.
+//!
+//! It speaks the binary protocol of `swarmmq-protocol` over one TCP connection per
+//! object and depends on nothing else of SwarmMQ; it is not a node and holds no state
+//! a node does not confirm.
+
+mod admin;
+mod connection;
+mod consumer;
+mod error;
+mod producer;
+
+pub use admin::Admin;
+pub use connection::Connection;
+pub use consumer::{Consumer, ConsumerConfig, ranges_of};
+pub use error::ClientError;
+pub use producer::{Message, Producer, ProducerConfig, Receipt, ReceiptFuture};
+pub use swarmmq_protocol::{
+    Acks, DeliveredMessage, DestinationConfig, DestinationInfo, Header, HealthResponse,
+    MetadataResponse, OffsetRange, PartitionInfo,
+};
+pub use swarmmq_types::{ErrorCode, MessageId};

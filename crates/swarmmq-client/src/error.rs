@@ -1,0 +1,40 @@
+use swarmmq_types::ErrorCode;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("connection to {addr} lost: {reason}")]
+    ConnectionLost { addr: String, reason: String },
+    #[error("{code}: {message}")]
+    Server { code: ErrorCode, message: String },
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("the client is closed")]
+    Closed,
+}
+
+impl ClientError {
+    /// The node's error code, when the node answered with an error.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether sending the same request again (after reconnecting) may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            ClientError::Connect { .. }
+            | ClientError::ConnectionLost { .. }
+            | ClientError::Timeout(_) => true,
+            ClientError::Server { code, .. } => code.is_retriable(),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,539 @@
+//! The batching producer.
+//!
+//! `send` puts a message into its destination's open batch and returns a future of its
+//! receipt. A batch goes out when it is full (`max_batch_bytes`/`max_batch_messages`)
+//! or `linger` after its first message, and up to `max_in_flight` batches are on the
+//! wire at once. Receipts resolve strictly in send order. When the connection drops or
+//! the node answers a retriable error, every unanswered batch is sent again, in the
+//! original order, over a new connection, so what is acknowledged keeps the order it
+//! was sent in (a batch the node had already stored may be stored twice: delivery is
+//! at least once; message ids let the node drop such duplicates).
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use swarmmq_protocol::{Acks, Header, PublishMessage, PublishRequest, Request, Response};
+use swarmmq_types::{MessageId, PartitionId, Priority};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::connection::Connection;
+use crate::error::ClientError;
+
+#[derive(Clone, Debug)]
+pub struct ProducerConfig {
+    /// How long a batch waits for more messages after its first.
+    pub linger: Duration,
+    pub max_batch_bytes: usize,
+    pub max_batch_messages: usize,
+    /// Batches on the wire at once.
+    pub max_in_flight: usize,
+    /// Bytes of messages accepted but not yet acknowledged; `send` waits beyond it.
+    pub max_buffered_bytes: usize,
+    pub acks: Acks,
+    /// How long to keep reconnecting and resending before failing the waiting messages.
+    pub retry_timeout: Duration,
+    /// Give every message without an id a fresh UUIDv7 (enables dedup on the node).
+    pub assign_ids: bool,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            linger: Duration::from_millis(1),
+            max_batch_bytes: 256 * 1024,
+            max_batch_messages: 10_000,
+            max_in_flight: 16,
+            max_buffered_bytes: 64 * 1024 * 1024,
+            acks: Acks::All,
+            retry_timeout: Duration::from_secs(30),
+            assign_ids: true,
+        }
+    }
+}
+
+/// A message to publish.
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub id: Option<MessageId>,
+    pub key: Option<Bytes>,
+    pub headers: Vec<Header>,
+    pub priority: Priority,
+    pub deliver_at_ms: Option<i64>,
+    pub ttl_ms: Option<u64>,
+    pub payload: Bytes,
+}
+
+impl Message {
+    pub fn new(payload: impl Into<Bytes>) -> Self {
+        Message {
+            id: None,
+            key: None,
+            headers: Vec::new(),
+            priority: Priority::DEFAULT,
+            deliver_at_ms: None,
+            ttl_ms: None,
+            payload: payload.into(),
+        }
+    }
+
+    pub fn with_id(mut self, id: MessageId) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    pub fn with_key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push(Header {
+            name: name.into(),
+            value: value.into(),
+        });
+        self
+    }
+
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Not delivered before `delay` from now.
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        let at = swarmmq_types::now_ms().saturating_add(delay.as_millis() as i64);
+        self.deliver_at_ms = Some(at);
+        self
+    }
+
+    /// Never delivered after `ttl` from publish.
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl_ms = Some(ttl.as_millis() as u64);
+        self
+    }
+
+    fn size(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|h| h.name.len() + h.value.len() + 6)
+            .sum();
+        self.payload.len() + self.key.as_ref().map_or(0, Bytes::len) + headers + 64
+    }
+}
+
+/// Where a message was stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    pub id: Option<MessageId>,
+    pub partition: PartitionId,
+    pub offset: u64,
+    /// The node had this id already (dedup); the offset is the original's.
+    pub duplicate: bool,
+}
+
+/// Resolves to a message's [`Receipt`] once the node has it durably.
+pub struct ReceiptFuture(oneshot::Receiver<Result<Receipt, ClientError>>);
+
+impl Future for ReceiptFuture {
+    type Output = Result<Receipt, ClientError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match Pin::new(&mut self.0).poll(cx) {
+            Poll::Ready(Ok(r)) => Poll::Ready(r),
+            Poll::Ready(Err(_)) => Poll::Ready(Err(ClientError::Closed)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+struct Waiter {
+    reply: oneshot::Sender<Result<Receipt, ClientError>>,
+    id: Option<MessageId>,
+    _permit: OwnedSemaphorePermit,
+}
+
+// Send is the hot path and Flush is rare; boxing the message would cost an allocation
+// per message to shrink a variant almost never built.
+#[allow(clippy::large_enum_variant)]
+enum Command {
+    Send {
+        destination: String,
+        message: PublishMessage,
+        size: usize,
+        waiter: Waiter,
+    },
+    Flush(oneshot::Sender<Result<(), ClientError>>),
+}
+
+pub struct Producer {
+    tx: mpsc::Sender<Command>,
+    budget: Arc<Semaphore>,
+    config: ProducerConfig,
+    task: JoinHandle<()>,
+}
+
+impl Producer {
+    /// Connects to a node (`host:port`); fails at once if it cannot be reached.
+    pub async fn connect(addr: &str, config: ProducerConfig) -> Result<Producer, ClientError> {
+        if config.max_in_flight == 0
+            || config.max_batch_messages == 0
+            || config.max_batch_bytes == 0
+        {
+            return Err(ClientError::InvalidArgument(
+                "max_in_flight, max_batch_messages and max_batch_bytes must be at least 1".into(),
+            ));
+        }
+        let conn = Connection::connect(addr).await?;
+        let (tx, rx) = mpsc::channel(1024);
+        let budget = Arc::new(Semaphore::new(config.max_buffered_bytes.max(1)));
+        let pipeline = Pipeline {
+            addr: addr.to_string(),
+            config: config.clone(),
+            conn: Some(conn),
+            open: HashMap::new(),
+            ready: VecDeque::new(),
+            in_flight: VecDeque::new(),
+            flushers: Vec::new(),
+            failing_since: None,
+            resume_at: None,
+            failures: 0,
+        };
+        let task = tokio::spawn(pipeline.run(rx));
+        Ok(Producer {
+            tx,
+            budget,
+            config,
+            task,
+        })
+    }
+
+    /// Adds a message to its destination's batch; waits while `max_buffered_bytes` are
+    /// outstanding. The returned future resolves when the node has the message durably.
+    pub async fn send(
+        &self,
+        destination: &str,
+        mut message: Message,
+    ) -> Result<ReceiptFuture, ClientError> {
+        if self.config.assign_ids && message.id.is_none() {
+            message.id = Some(MessageId::new_v7());
+        }
+        let size = message.size();
+        let permits =
+            u32::try_from(size.min(self.config.max_buffered_bytes.max(1))).unwrap_or(u32::MAX);
+        let permit = Arc::clone(&self.budget)
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        let (reply, rx) = oneshot::channel();
+        let waiter = Waiter {
+            reply,
+            id: message.id.clone(),
+            _permit: permit,
+        };
+        let message = PublishMessage {
+            id: message.id,
+            key: message.key,
+            headers: message.headers,
+            priority: message.priority.get(),
+            deliver_at_ms: message.deliver_at_ms,
+            ttl_ms: message.ttl_ms,
+            payload: message.payload,
+        };
+        self.tx
+            .send(Command::Send {
+                destination: destination.to_string(),
+                message,
+                size,
+                waiter,
+            })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        Ok(ReceiptFuture(rx))
+    }
+
+    /// Sends every open batch now and waits until all messages sent so far are answered.
+    pub async fn flush(&self) -> Result<(), ClientError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Flush(done))
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Flushes, then stops the producer.
+    pub async fn close(self) -> Result<(), ClientError> {
+        let flushed = self.flush().await;
+        drop(self.tx);
+        let _ = self.task.await;
+        flushed
+    }
+}
+
+struct OpenBatch {
+    messages: Vec<PublishMessage>,
+    waiters: Vec<Waiter>,
+    bytes: usize,
+    deadline: Instant,
+}
+
+struct Batch {
+    request: Request,
+    waiters: Vec<Waiter>,
+}
+
+struct InFlight {
+    batch: Batch,
+    answer: Pin<Box<dyn Future<Output = Result<Response, ClientError>> + Send>>,
+}
+
+struct Pipeline {
+    addr: String,
+    config: ProducerConfig,
+    conn: Option<Connection>,
+    open: HashMap<String, OpenBatch>,
+    ready: VecDeque<Batch>,
+    in_flight: VecDeque<InFlight>,
+    flushers: Vec<oneshot::Sender<Result<(), ClientError>>>,
+    /// When the current run of connection failures began (for `retry_timeout`).
+    failing_since: Option<Instant>,
+    /// No sending before this (backoff after a failure).
+    resume_at: Option<Instant>,
+    failures: u32,
+}
+
+async fn front_answer(in_flight: &mut VecDeque<InFlight>) -> Result<Response, ClientError> {
+    match in_flight.front_mut() {
+        Some(f) => f.answer.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Pipeline {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut accepting = true;
+        loop {
+            self.dispatch().await;
+            let idle = self.open.is_empty() && self.ready.is_empty() && self.in_flight.is_empty();
+            if idle {
+                for f in self.flushers.drain(..) {
+                    let _ = f.send(Ok(()));
+                }
+                if !accepting {
+                    return;
+                }
+            }
+            let linger_until = self.open.values().map(|b| b.deadline).min();
+            let resume_at = self.resume_at;
+            tokio::select! {
+                cmd = rx.recv(), if accepting => match cmd {
+                    Some(Command::Send { destination, message, size, waiter }) => self.add(destination, message, size, waiter),
+                    Some(Command::Flush(done)) => {
+                        self.seal_all();
+                        self.flushers.push(done);
+                    }
+                    None => {
+                        accepting = false;
+                        self.seal_all();
+                    }
+                },
+                _ = tokio::time::sleep_until(linger_until.unwrap_or_else(Instant::now)), if linger_until.is_some() => {
+                    let now = Instant::now();
+                    let due: Vec<String> = self.open.iter().filter(|(_, b)| b.deadline <= now).map(|(d, _)| d.clone()).collect();
+                    for d in due {
+                        self.seal(&d);
+                    }
+                }
+                answer = front_answer(&mut self.in_flight), if !self.in_flight.is_empty() => {
+                    self.on_answer(answer);
+                }
+                _ = tokio::time::sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {
+                    self.resume_at = None;
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, destination: String, message: PublishMessage, size: usize, waiter: Waiter) {
+        let linger = self.config.linger;
+        let batch = self
+            .open
+            .entry(destination.clone())
+            .or_insert_with(|| OpenBatch {
+                messages: Vec::new(),
+                waiters: Vec::new(),
+                bytes: 0,
+                deadline: Instant::now() + linger,
+            });
+        batch.messages.push(message);
+        batch.waiters.push(waiter);
+        batch.bytes += size;
+        if batch.bytes >= self.config.max_batch_bytes
+            || batch.messages.len() >= self.config.max_batch_messages
+        {
+            self.seal(&destination);
+        }
+    }
+
+    fn seal(&mut self, destination: &str) {
+        if let Some(b) = self.open.remove(destination) {
+            self.ready.push_back(Batch {
+                request: Request::Publish(PublishRequest {
+                    destination: destination.to_string(),
+                    acks: self.config.acks,
+                    partition: None,
+                    messages: b.messages,
+                }),
+                waiters: b.waiters,
+            });
+        }
+    }
+
+    fn seal_all(&mut self) {
+        let all: Vec<String> = self.open.keys().cloned().collect();
+        for d in all {
+            self.seal(&d);
+        }
+    }
+
+    /// Puts ready batches on the wire, reconnecting first if needed.
+    async fn dispatch(&mut self) {
+        if self.resume_at.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        while self.in_flight.len() < self.config.max_in_flight && !self.ready.is_empty() {
+            let conn = match &self.conn {
+                Some(c) if !c.is_closed() => c.clone(),
+                _ => match self.reconnect().await {
+                    Some(c) => c,
+                    None => return,
+                },
+            };
+            let Some(batch) = self.ready.pop_front() else {
+                return;
+            };
+            match conn.send(&batch.request).await {
+                Ok(fut) => self.in_flight.push_back(InFlight {
+                    batch,
+                    answer: Box::pin(fut.wait()),
+                }),
+                Err(e) if e.is_retriable() => {
+                    self.ready.push_front(batch);
+                    self.requeue_in_flight();
+                    self.conn = None;
+                    self.note_failure(&e);
+                    return;
+                }
+                Err(e) => fail(batch, &e),
+            }
+        }
+    }
+
+    async fn reconnect(&mut self) -> Option<Connection> {
+        match Connection::connect(&self.addr).await {
+            Ok(c) => {
+                tracing::info!(addr = %self.addr, "producer reconnected");
+                self.conn = Some(c.clone());
+                Some(c)
+            }
+            Err(e) => {
+                self.conn = None;
+                self.note_failure(&e);
+                None
+            }
+        }
+    }
+
+    /// Starts or continues a failure run; past `retry_timeout` fails everything waiting.
+    fn note_failure(&mut self, e: &ClientError) {
+        let since = *self.failing_since.get_or_insert_with(Instant::now);
+        self.failures = self.failures.saturating_add(1);
+        let backoff = Duration::from_millis(50u64 << self.failures.min(5));
+        self.resume_at = Some(Instant::now() + backoff);
+        if since.elapsed() >= self.config.retry_timeout {
+            tracing::warn!(addr = %self.addr, error = %e, "producer gave up retrying");
+            self.requeue_in_flight();
+            for b in self.ready.drain(..) {
+                fail(b, e);
+            }
+            self.failing_since = None;
+        }
+    }
+
+    /// Moves every unanswered batch back to the front of the queue, in order.
+    fn requeue_in_flight(&mut self) {
+        while let Some(f) = self.in_flight.pop_back() {
+            self.ready.push_front(f.batch);
+        }
+    }
+
+    fn on_answer(&mut self, answer: Result<Response, ClientError>) {
+        let Some(front) = self.in_flight.pop_front() else {
+            return;
+        };
+        match answer {
+            Ok(Response::Publish(resp)) => {
+                self.failing_since = None;
+                self.failures = 0;
+                let mut waiters = front.batch.waiters.into_iter();
+                for run in resp.runs {
+                    for i in 0..u64::from(run.count) {
+                        if let Some(w) = waiters.next() {
+                            let _ = w.reply.send(Ok(Receipt {
+                                id: w.id.clone(),
+                                partition: run.partition,
+                                offset: run.base_offset + i,
+                                duplicate: run.duplicate,
+                            }));
+                        }
+                    }
+                }
+                let missing = ClientError::Protocol(
+                    "the node's answer covered fewer messages than were sent".into(),
+                );
+                for w in waiters {
+                    let _ = w.reply.send(Err(missing.clone()));
+                }
+            }
+            Ok(Response::Error(e)) => {
+                let err = ClientError::Server {
+                    code: e.code,
+                    message: e.message,
+                };
+                if err.is_retriable() {
+                    // Resend this batch and everything after it, in order, so stored
+                    // order keeps send order.
+                    self.in_flight.push_front(front);
+                    self.requeue_in_flight();
+                    self.note_failure(&err);
+                } else {
+                    fail(front.batch, &err);
+                }
+            }
+            Ok(_) => fail(
+                front.batch,
+                &ClientError::Protocol("unexpected answer to a publish".into()),
+            ),
+            Err(e) if e.is_retriable() => {
+                self.in_flight.push_front(front);
+                self.requeue_in_flight();
+                self.conn = None;
+                self.note_failure(&e);
+            }
+            Err(e) => fail(front.batch, &e),
+        }
+    }
+}
+
+fn fail(batch: Batch, e: &ClientError) {
+    for w in batch.waiters {
+        let _ = w.reply.send(Err(e.clone()));
+    }
+}
