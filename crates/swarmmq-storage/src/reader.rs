@@ -8,6 +8,9 @@ use crate::batch::{Batch, BatchHeader, HEADER_LEN};
 use crate::io::read_at;
 use crate::segment::Segment;
 
+/// Largest single `pread` of a read (a bigger batch is still read whole).
+const READ_CHUNK: u64 = 8 << 20;
+
 pub(crate) type SegmentList = Arc<Vec<Arc<Segment>>>;
 
 /// What the writer and its readers share: the segment list, swapped whole on roll,
@@ -154,7 +157,11 @@ impl LogReader {
             if !out.is_empty() && h.length as usize > budget {
                 break;
             }
-            let want = (budget as u64).min(e.size - pos).max(u64::from(h.length));
+            // Bounded reads: a huge max_bytes is served in chunks, never one buffer.
+            let want = (budget as u64)
+                .min(e.size - pos)
+                .min(READ_CHUNK)
+                .max(u64::from(h.length));
             let (taken, done) = self.take_batches(
                 seg,
                 pos,

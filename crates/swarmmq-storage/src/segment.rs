@@ -225,8 +225,12 @@ impl Segment {
         offset: u64,
         e: &Extent,
     ) -> Result<(u64, BatchHeader), StorageError> {
-        let rel = u32::try_from(offset - self.base_offset)
-            .map_err(|_| self.corrupt(0, Some(offset), "relative offset past u32"))?;
+        let rel = offset
+            .checked_sub(self.base_offset)
+            .and_then(|r| u32::try_from(r).ok())
+            .ok_or_else(|| {
+                StorageError::InvalidArgument(format!("offset {offset} is not in this segment"))
+            })?;
         let (start_rel, mut pos) =
             lookup_offset(&self.index, &self.index_path, e.index_entries, rel)?
                 .map_or((0, 0), |(r, p)| (r, u64::from(p)));

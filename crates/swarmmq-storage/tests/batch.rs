@@ -259,6 +259,7 @@ fn overhead_per_small_message_is_within_budget() {
     let len = b.finish().len();
     // Index: one 8-byte entry per 4 KiB; time index: one 12-byte entry per batch.
     let per_message = (len as f64 + len as f64 / 4096.0 * 8.0 + 12.0) / 10.0 - 100.0;
+    eprintln!("overhead per 100-byte message in batches of 10: {per_message:.1} bytes");
     assert!(
         per_message <= 64.0,
         "overhead {per_message} bytes per message"
@@ -317,4 +318,41 @@ proptest! {
         t[4..8].copy_from_slice(&crc.to_le_bytes());
         exercise(t);
     }
+}
+
+/// A batch written by format version 1, kept so later builds prove they still read it.
+/// Regenerate (only when deliberately starting a new fixture) with
+/// `SWARMMQ_WRITE_FIXTURES=1 cargo test -p swarmmq-storage --test batch fixture`.
+#[test]
+fn reads_the_format_v1_fixture() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/batch_v1.bin");
+    let ring = common::ring();
+    if std::env::var_os("SWARMMQ_WRITE_FIXTURES").is_some() {
+        std::fs::write(&path, full_batch(&ring).as_bytes()).unwrap();
+    }
+    let bytes = Bytes::from(std::fs::read(&path).unwrap());
+    let batch = Batch::parse(bytes).unwrap();
+    assert_eq!(
+        (batch.base_offset(), batch.term(), batch.record_count()),
+        (500, 3, 3)
+    );
+    assert_eq!(
+        (batch.producer_id(), batch.producer_seq(), batch.key_id()),
+        (99, 1234, 1)
+    );
+    assert_eq!(batch.first_timestamp_ms(), 1_700_000_000_000);
+    assert_eq!(batch.max_timestamp_ms(), 1_700_000_000_500);
+    let recs: Vec<_> = batch.decrypt_records(&ring).map(Result::unwrap).collect();
+    assert_eq!(&recs[0].payload[..], b"first payload");
+    assert_eq!(recs[0].meta.id, Some(MessageId::text("order-17").unwrap()));
+    assert_eq!(recs[0].meta.key.as_deref(), Some(&b"customer-1"[..]));
+    assert_eq!(
+        recs[0].meta.headers.get("content-type"),
+        Some(&b"text/plain"[..])
+    );
+    assert_eq!(recs[0].meta.deliver_at_ms, Some(1_700_000_060_000));
+    assert_eq!(recs[0].meta.expires_at_ms, Some(1_699_999_999_995));
+    assert_eq!(recs[1].meta.id, Some(MessageId::Uuid([9; 16])));
+    assert_eq!(recs[1].meta.priority.get(), 1);
+    assert_eq!(&recs[2].payload[..], &[0xAB; 3000][..]);
 }

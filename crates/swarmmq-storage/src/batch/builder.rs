@@ -95,7 +95,8 @@ impl BatchBuilder {
         self.buf.len()
     }
 
-    /// Bytes a record would add to the batch (for callers that cut batches by size).
+    /// An upper bound of the bytes a record adds to a batch (for callers that cut
+    /// batches by size).
     pub fn record_len_estimate(rec: &RecordInput<'_>) -> usize {
         let headers: usize = rec
             .headers
