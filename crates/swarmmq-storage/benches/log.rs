@@ -6,7 +6,7 @@
 use std::hint::black_box;
 use std::path::PathBuf;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use swarmmq_crypto::{KeyRing, MasterKey};
 use swarmmq_storage::{
     BatchBuilder, EncodedBatch, FsyncPolicy, LogConfig, PartitionLog, RecordInput,
@@ -70,6 +70,18 @@ fn write_path(c: &mut Criterion) {
                 log.truncate_suffix(0).expect("truncate");
             }
         });
+    });
+    group.bench_function("append_only_100x1KiB", |b| {
+        b.iter_batched(
+            || [build(&ring, &ids, &payload)],
+            |mut batch| {
+                log.append(&mut batch, 1).expect("append");
+                if log.size_bytes() > 256 << 20 {
+                    log.truncate_suffix(0).expect("truncate");
+                }
+            },
+            BatchSize::SmallInput,
+        );
     });
     group.finish();
 }

@@ -747,3 +747,47 @@ fn disk_full_cuts_the_partial_write_and_the_log_stays_usable() {
         assert_eq!(log.next_offset(), next + 2);
     });
 }
+
+#[test]
+fn a_last_batch_failing_its_crc_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = ring();
+    let config = LogConfig {
+        segment_max_bytes: 1_000_000,
+        ..small_config()
+    };
+    let mut log = open(dir.path(), config.clone());
+    fill(&mut log, 5, 1);
+    let (next, size) = (log.next_offset(), log.size_bytes());
+    log.append(&mut [batch(&ring, next, 3, 100, 1)], 1).unwrap();
+    drop(log);
+    let seg = segment_logs(dir.path()).pop().unwrap();
+    let mut bytes = fs::read(&seg).unwrap();
+    let at = size as usize + 150;
+    bytes[at] ^= 0x20;
+    fs::write(&seg, &bytes).unwrap();
+    let (log, report) = PartitionLog::open(dir.path(), config).unwrap();
+    let torn = report.torn_tail.unwrap();
+    assert_eq!(torn.position, size);
+    assert_eq!(torn.offsets_dropped, Some((next, next + 3)));
+    assert!(torn.reason.contains("CRC"), "{}", torn.reason);
+    assert_eq!((log.next_offset(), log.size_bytes()), (next, size));
+}
+
+#[test]
+fn a_short_older_segment_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config());
+    fill(&mut log, 40, 1);
+    drop(log);
+    let first = segment_logs(dir.path()).remove(0);
+    let len = fs::metadata(&first).unwrap().len();
+    let f = fs::OpenOptions::new().write(true).open(&first).unwrap();
+    f.set_len(len - 10).unwrap();
+    drop(f);
+    match PartitionLog::open(dir.path(), small_config()) {
+        Err(StorageError::Corrupt { path, .. }) => assert_eq!(path, first),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(fs::metadata(&first).unwrap().len(), len - 10);
+}
