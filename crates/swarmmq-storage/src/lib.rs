@@ -16,9 +16,9 @@ mod error;
 mod varint;
 
 pub use batch::{
-    Batch, BatchBuilder, BatchHeader, DecodeBatches, EncodedBatch, FORMAT_VERSION, HEADER_LEN,
-    MAGIC, MAX_BATCH_LEN, Record, RecordHeaderRef, RecordHeaders, RecordInput, RecordMeta,
-    decode_batches,
+    Batch, BatchBuilder, BatchHeader, DecodeBatches, DecryptRecords, EncodedBatch, FORMAT_VERSION,
+    HEADER_LEN, MAGIC, MAX_BATCH_LEN, Record, RecordHeaderRef, RecordHeaders, RecordInput,
+    RecordMeta, RecordsMeta, decode_batches,
 };
 pub use error::StorageError;
 

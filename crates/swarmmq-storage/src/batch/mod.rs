@@ -9,4 +9,4 @@ mod view;
 pub use builder::{BatchBuilder, EncodedBatch, RecordHeaderRef, RecordInput};
 pub use header::{BatchHeader, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_BATCH_LEN};
 pub use record::{Record, RecordHeaders, RecordMeta};
-pub use view::{Batch, DecodeBatches, decode_batches};
+pub use view::{Batch, DecodeBatches, DecryptRecords, RecordsMeta, decode_batches};
