@@ -1,0 +1,85 @@
+use std::time::Duration;
+
+use crate::StorageError;
+use crate::batch::{HEADER_LEN, MAX_BATCH_LEN};
+
+/// When the owner of a log should call [`crate::PartitionLog::sync`]. The log never
+/// fsyncs inside `append` (except to seal a segment it rolls away from); the policy
+/// only drives [`crate::PartitionLog::sync_if_due`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// After every group of appends (group commit): acknowledged means on disk.
+    Always,
+    /// At most once per interval; a crash may lose up to one interval of acknowledged data.
+    Interval(Duration),
+    /// Never by policy (the OS writes back when it likes); explicit `sync` still works.
+    Never,
+}
+
+/// Tunables of one partition log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Roll to a new segment before the active one would pass this size.
+    pub segment_max_bytes: u64,
+    /// Roll to a new segment when the active one is older than this.
+    pub segment_max_age: Duration,
+    /// Delete whole old segments whose newest record is older than this.
+    pub retention_max_age: Option<Duration>,
+    /// Delete whole old segments while the log is larger than this.
+    pub retention_max_bytes: Option<u64>,
+    /// One `.index` entry per this many log bytes (0: one per batch).
+    pub index_interval_bytes: u32,
+    pub fsync: FsyncPolicy,
+    /// Largest batch `append` accepts.
+    pub max_batch_bytes: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_max_bytes: 128 * 1024 * 1024,
+            segment_max_age: Duration::from_secs(7 * 24 * 3600),
+            retention_max_age: None,
+            retention_max_bytes: None,
+            index_interval_bytes: 4096,
+            fsync: FsyncPolicy::Always,
+            max_batch_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks the bounds the on-disk format depends on: index positions are u32, so a
+    /// segment (which may overshoot its max by one batch) must stay below 4 GiB.
+    pub fn validate(&self) -> Result<(), StorageError> {
+        let min_batch = (HEADER_LEN + 21) as u32;
+        if self.max_batch_bytes < min_batch || self.max_batch_bytes > MAX_BATCH_LEN {
+            return Err(StorageError::InvalidConfig(format!(
+                "max_batch_bytes must be {min_batch}..={MAX_BATCH_LEN}, got {}",
+                self.max_batch_bytes
+            )));
+        }
+        if self.segment_max_bytes == 0
+            || self.segment_max_bytes + u64::from(self.max_batch_bytes) > u64::from(u32::MAX)
+        {
+            return Err(StorageError::InvalidConfig(format!(
+                "segment_max_bytes must be 1..={}, got {}",
+                u64::from(u32::MAX) - u64::from(self.max_batch_bytes),
+                self.segment_max_bytes
+            )));
+        }
+        if self.segment_max_age.is_zero() {
+            return Err(StorageError::InvalidConfig(
+                "segment_max_age must be positive".into(),
+            ));
+        }
+        if let FsyncPolicy::Interval(d) = self.fsync
+            && d.is_zero()
+        {
+            return Err(StorageError::InvalidConfig(
+                "fsync interval must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
