@@ -18,7 +18,7 @@ pub use consumer::{Consumer, ConsumerConfig, ranges_of};
 pub use error::ClientError;
 pub use producer::{Message, Producer, ProducerConfig, Receipt, ReceiptFuture};
 pub use swarmmq_protocol::{
-    Acks, DeliveredMessage, DestinationConfig, DestinationInfo, Header, HealthResponse,
-    MetadataResponse, OffsetRange, PartitionInfo,
+    AckRequest, Acks, DeliveredMessage, DestinationConfig, DestinationInfo, Header, HealthResponse,
+    MetadataResponse, OffsetRange, PartitionInfo, PullRequest, Request, Response,
 };
 pub use swarmmq_types::{ErrorCode, MessageId};

@@ -58,6 +58,14 @@ impl MasterKey {
     }
 
     /// The raw key bytes, for deriving other keys (for example the gossip key).
+    /// A non-secret fingerprint of this key: HKDF-SHA256 with the info
+    /// `swarmmq/v1/fingerprint`, first 16 bytes in hex. A node records it to recognise
+    /// the key that wrote its data without storing the key itself.
+    pub fn fingerprint(&self) -> Result<String, CryptoError> {
+        let okm = crate::kdf::derive_key(self, &[], &[b"swarmmq/v1/fingerprint"])?;
+        Ok(okm.iter().take(16).map(|b| format!("{b:02x}")).collect())
+    }
+
     pub fn expose_secret(&self) -> &[u8; MASTER_KEY_LEN] {
         &self.bytes
     }

@@ -1,1 +1,29 @@
-//! placeholder
+//! The SwarmMQ node: it binds the client (9001) and HTTP (8080) listeners, runs one
+//! session per client connection, turns requests into partition appends and group
+//! deliveries, and shuts down without losing an acknowledged write.
+//!
+//! It is not the storage format (`swarmmq-storage`), the wire format
+//! (`swarmmq-protocol`), the delivery state machine (`swarmmq-delivery`), nor the
+//! configuration file (`swarmmq-config`): the CLI turns a config into [`NodeSettings`]
+//! and hands it here.
+
+mod admin;
+mod broker;
+mod destination;
+mod error;
+mod group;
+mod http;
+mod keyring;
+mod metrics;
+mod node;
+mod partition;
+mod publish;
+mod pull;
+mod session;
+mod settings;
+mod sync_gate;
+mod writer;
+
+pub use error::{RequestError, ServerError};
+pub use node::{Node, RunningNode};
+pub use settings::NodeSettings;

@@ -1,0 +1,153 @@
+//! `bench consume`: consumers of one group pull and acknowledge what is stored, with a
+//! few pulls in flight each; latency is one pull's round trip.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use swarmmq_client::{AckRequest, PullRequest, Request, Response};
+use swarmmq_client::{Connection, ranges_of};
+
+use super::report::{Report, histogram, record};
+use super::{ConsumeBench, ensure_destination, progress};
+
+/// A consumer stops after this long without a single message.
+const IDLE_STOP: Duration = Duration::from_secs(2);
+
+pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
+    ensure_destination(&b.common).await?;
+    let group = b
+        .group
+        .clone()
+        .unwrap_or_else(|| format!("bench-{}", swarmmq_types::now_ms()));
+    let consumed = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let bar = progress(&b.common, Some(b.count), "consumed");
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..b.consumers.max(1) {
+        let conn = Connection::connect(&b.common.node).await?;
+        let pull = Request::Pull(PullRequest {
+            destination: b.common.destination.clone(),
+            group: group.clone(),
+            consumer_id: format!("bench-consumer-{i}"),
+            max_messages: b.batch,
+            max_bytes: 16 * 1024 * 1024 - 128 * 1024,
+            max_wait_ms: 500,
+            partition: None,
+            auto_ack: false,
+        });
+        let (consumed, bytes, target, depth) = (
+            Arc::clone(&consumed),
+            Arc::clone(&bytes),
+            b.count,
+            b.in_flight.max(1),
+        );
+        let dest = b.common.destination.clone();
+        let group = group.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut h = histogram();
+            let mut errors = 0u64;
+            let mut pulls = VecDeque::new();
+            let mut acks = VecDeque::new();
+            let mut last_data = Instant::now();
+            loop {
+                let done =
+                    consumed.load(Ordering::Relaxed) >= target || last_data.elapsed() > IDLE_STOP;
+                if done && pulls.is_empty() {
+                    break;
+                }
+                while !done && pulls.len() < depth {
+                    match conn.send(&pull).await {
+                        Ok(f) => pulls.push_back((Instant::now(), f)),
+                        Err(_) => {
+                            errors += 1;
+                            break;
+                        }
+                    }
+                }
+                let Some((at, f)) = pulls.pop_front() else {
+                    break;
+                };
+                match f.wait().await {
+                    Ok(Response::Pull(p)) => {
+                        record(&mut h, at.elapsed());
+                        if p.messages.is_empty() {
+                            continue;
+                        }
+                        last_data = Instant::now();
+                        let n = p.messages.len() as u64;
+                        let size: u64 = p.messages.iter().map(|m| m.payload.len() as u64).sum();
+                        let ack = Request::Ack(AckRequest {
+                            destination: dest.clone(),
+                            group: group.clone(),
+                            consumer_id: String::new(),
+                            ranges: ranges_of(&p.messages),
+                        });
+                        match conn.send(&ack).await {
+                            Ok(f) => acks.push_back(f),
+                            Err(_) => errors += 1,
+                        }
+                        consumed.fetch_add(n, Ordering::Relaxed);
+                        bytes.fetch_add(size, Ordering::Relaxed);
+                    }
+                    _ => errors += 1,
+                }
+                // Acks are pipelined; only keep a few unanswered.
+                while acks.len() > depth {
+                    if let Some(a) = acks.pop_front()
+                        && !matches!(a.wait().await, Ok(Response::Ack(_)))
+                    {
+                        errors += 1;
+                    }
+                }
+            }
+            for a in acks {
+                if !matches!(a.wait().await, Ok(Response::Ack(_))) {
+                    errors += 1;
+                }
+            }
+            (h, errors)
+        }));
+    }
+    let ticker = {
+        let consumed = Arc::clone(&consumed);
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            loop {
+                bar.set_position(consumed.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let mut latency = histogram();
+    let mut errors = 0;
+    for t in tasks {
+        let (h, e) = t.await?;
+        latency.add(&h).ok();
+        errors += e;
+    }
+    ticker.abort();
+    bar.finish_and_clear();
+    let messages = consumed.load(Ordering::Relaxed);
+    // The idle wait at the end is not consuming time.
+    let elapsed = started.elapsed().saturating_sub(if messages < b.count {
+        IDLE_STOP
+    } else {
+        Duration::ZERO
+    });
+    Ok(Report {
+        mode: "consume",
+        messages,
+        payload_bytes: bytes.load(Ordering::Relaxed),
+        elapsed,
+        latency,
+        latency_meaning: "pull round trip",
+        errors,
+        settings: serde_json::json!({
+            "node": b.common.node, "destination": b.common.destination, "group": group,
+            "consumers": b.consumers, "batch": b.batch, "in_flight": b.in_flight, "count": b.count,
+        }),
+    })
+}

@@ -1,0 +1,207 @@
+//! Command-line shape of `swarmmq`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "swarmmq",
+    version,
+    about = "SwarmMQ: a durable, encrypted message broker in one binary"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a node (embedded defaults: 127.0.0.1:9001, HTTP :8080, data in ./swarmmq-data)
+    Node(NodeArgs),
+    /// Publish messages: --message, --file, or one per line of stdin
+    Produce(ProduceArgs),
+    /// Pull, print and acknowledge messages
+    Consume(ConsumeArgs),
+    /// Manage destinations (topics)
+    Topic(TopicArgs),
+    /// Measure a running node end to end
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// YAML config file (see configs/)
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// This node's id
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// Client protocol port
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// HTTP port (health, metrics)
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    /// Data directory
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// IP address to bind
+    #[arg(long)]
+    pub bind: Option<IpAddr>,
+    /// Allow binding a non-loopback address without TLS
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// Node address
+    #[arg(
+        long,
+        short = 'n',
+        env = "SWARMMQ_NODE",
+        default_value = "127.0.0.1:9001"
+    )]
+    pub node: String,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProduceFormat {
+    /// Print nothing on success
+    Quiet,
+    /// One JSON line per acknowledged message: id, partition, offset
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Destination name
+    #[arg(long, short = 'd')]
+    pub destination: String,
+    /// Message text (repeated --count times)
+    #[arg(long, short = 'm', conflicts_with = "file")]
+    pub message: Option<String>,
+    /// File whose whole content is one message (repeated --count times)
+    #[arg(long, short = 'f')]
+    pub file: Option<PathBuf>,
+    /// Message key: picks the partition
+    #[arg(long, short = 'k')]
+    pub key: Option<String>,
+    /// Message id (dedup); a UUIDv7 per message when not given
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Priority 1 (lowest) to 10 (highest)
+    #[arg(long, short = 'p', default_value_t = 5, value_parser = clap::value_parser!(u8).range(1..=10))]
+    pub priority: u8,
+    /// Number of copies of --message / --file
+    #[arg(long, default_value_t = 1)]
+    pub count: u64,
+    /// Header as NAME=VALUE (repeatable)
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// Not deliverable before this delay (e.g. 30s)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub delay: Option<Duration>,
+    /// Never delivered after this time from now (e.g. 10m)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ttl: Option<Duration>,
+    /// Output on success
+    #[arg(long, value_enum, default_value_t = ProduceFormat::Quiet)]
+    pub format: ProduceFormat,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ConsumeFormat {
+    /// One payload per line
+    Raw,
+    /// One JSON object per line
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Destination name
+    #[arg(long, short = 'd')]
+    pub destination: String,
+    /// Consumer group
+    #[arg(long, short = 'g', default_value = "default")]
+    pub group: String,
+    /// Stop after this many messages
+    #[arg(long)]
+    pub max: Option<u64>,
+    /// Keep waiting for new messages
+    #[arg(long)]
+    pub follow: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ConsumeFormat::Raw)]
+    pub format: ConsumeFormat,
+    /// Read only this partition
+    #[arg(long)]
+    pub partition: Option<u32>,
+    /// Without --follow: how long to wait for more before deciding there is nothing more
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+    /// Acknowledge on delivery (at most once) instead of after printing
+    #[arg(long, conflicts_with = "nack")]
+    pub no_ack: bool,
+    /// Print, then hand every message back for redelivery
+    #[arg(long)]
+    pub nack: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TopicArgs {
+    #[command(subcommand)]
+    pub command: TopicCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TopicCommand {
+    /// Create a destination
+    Create {
+        name: String,
+        #[arg(
+            long,
+            short = 'p',
+            default_value_t = 0,
+            help = "Partitions (0: the node's default)"
+        )]
+        partitions: u32,
+        /// Delete segments older than this (e.g. 7d)
+        #[arg(long, value_parser = humantime::parse_duration)]
+        retention: Option<Duration>,
+        /// Lease (visibility timeout) of a pulled message
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ack_timeout: Option<Duration>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List destinations
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one destination's partitions and settings
+    Describe {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a destination and its data
+    Delete {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}

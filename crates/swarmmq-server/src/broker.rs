@@ -1,0 +1,418 @@
+//! The node's registry of destinations and groups, and its admin operations.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+use swarmmq_crypto::KeyRing;
+use swarmmq_delivery::LeaseSettings;
+use swarmmq_protocol::{CreateDestinationRequest, DestinationConfig};
+use swarmmq_storage::FsyncPolicy;
+use swarmmq_types::{DestinationName, ErrorCode, GroupName, Limits};
+
+use crate::destination::{Destination, DestinationSpec, PartitionEnv, SPEC_FILE};
+use crate::error::{RequestError, ServerError};
+use crate::group::Group;
+use crate::metrics::Metrics;
+use crate::partition::DiskBudget;
+use crate::settings::NodeSettings;
+
+pub(crate) struct Broker {
+    pub node_id: String,
+    pub cluster_name: String,
+    pub client_addr: std::net::SocketAddr,
+    pub limits: Limits,
+    pub keyring: Arc<KeyRing>,
+    pub metrics: Arc<Metrics>,
+    pub started: Instant,
+    pub auto_create: bool,
+    defaults: DestinationSpec,
+    destinations_dir: PathBuf,
+    groups_dir: PathBuf,
+    env: PartitionEnv,
+    destinations: RwLock<HashMap<String, Arc<Destination>>>,
+    /// Serialises create and delete so two creates of one name cannot race.
+    admin: tokio::sync::Mutex<()>,
+    group_count: AtomicU32,
+    pub waiting_pulls: AtomicU32,
+}
+
+fn lock_err() -> RequestError {
+    RequestError::new(ErrorCode::Internal, "destination registry lock poisoned")
+}
+
+impl Broker {
+    /// Opens every destination found in the data dir.
+    pub async fn open(
+        settings: &NodeSettings,
+        keyring: KeyRing,
+        metrics: Arc<Metrics>,
+    ) -> Result<Broker, ServerError> {
+        let destinations_dir = settings.data_dir.join("destinations");
+        let groups_dir = settings.data_dir.join("groups");
+        for d in [&destinations_dir, &groups_dir] {
+            std::fs::create_dir_all(d).map_err(ServerError::io(d))?;
+        }
+        let limits = settings.limits.clone();
+        let broker = Broker {
+            node_id: settings.node_id.to_string(),
+            cluster_name: settings.cluster_name.clone(),
+            client_addr: settings.client_addr,
+            keyring: Arc::new(keyring),
+            started: Instant::now(),
+            auto_create: settings.auto_create_destinations,
+            defaults: DestinationSpec {
+                partitions: settings.default_partitions,
+                retention_ms: settings.retention_age.map(|d| d.as_millis() as u64),
+                retention_bytes: settings.retention_bytes,
+                max_message_bytes: limits.max_message_bytes,
+                ack_timeout_ms: settings.ack_timeout.as_millis() as u64,
+                max_delivery_attempts: settings.max_delivery_attempts,
+                dedup_window_ms: settings.dedup_window.as_millis() as u64,
+                dlq_enabled: true,
+                default_ttl_ms: None,
+            },
+            env: PartitionEnv {
+                fsync: settings.fsync,
+                segment_bytes: settings.segment_bytes,
+                segment_age: settings.segment_age,
+                max_batch_bytes: limits.max_frame_bytes,
+                budget: DiskBudget::new(settings.max_disk_usage),
+                metrics: Arc::clone(&metrics),
+                queue_depth: limits.max_partition_queue as usize,
+            },
+            metrics,
+            limits,
+            destinations_dir,
+            groups_dir,
+            destinations: RwLock::new(HashMap::new()),
+            admin: tokio::sync::Mutex::new(()),
+            group_count: AtomicU32::new(0),
+            waiting_pulls: AtomicU32::new(0),
+        };
+        broker.load_existing().await?;
+        Ok(broker)
+    }
+
+    async fn load_existing(&self) -> Result<(), ServerError> {
+        let dir = &self.destinations_dir;
+        let entries = std::fs::read_dir(dir).map_err(ServerError::io(dir))?;
+        for entry in entries {
+            let entry = entry.map_err(ServerError::io(dir))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if DestinationName::new(&name).is_err() {
+                // A half-deleted directory (`<name>~deleting`) or something not ours.
+                continue;
+            }
+            let spec_path = entry.path().join(SPEC_FILE);
+            let text = match std::fs::read_to_string(&spec_path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(ServerError::io(&spec_path)(e)),
+            };
+            let spec: DestinationSpec =
+                serde_json::from_str(&text).map_err(|e| ServerError::DataDir {
+                    path: spec_path.clone(),
+                    reason: format!("unreadable destination settings: {e}"),
+                })?;
+            let dest = Destination::open(&name, spec, &entry.path(), &self.env).await?;
+            self.destinations
+                .write()
+                .map_err(|_| ServerError::DataDir {
+                    path: dir.clone(),
+                    reason: "registry lock poisoned".into(),
+                })?
+                .insert(name, Arc::new(dest));
+        }
+        Ok(())
+    }
+
+    pub fn disk_used(&self) -> u64 {
+        self.env.budget.used()
+    }
+
+    pub fn get(&self, name: &str) -> Result<Arc<Destination>, RequestError> {
+        self.destinations
+            .read()
+            .map_err(|_| lock_err())?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| match DestinationName::new(name) {
+                Err(e) => RequestError::from(e),
+                Ok(_) => RequestError::unknown_destination(name),
+            })
+    }
+
+    /// The destination for a publish: created with defaults when missing and auto-create is on.
+    pub async fn get_or_create(&self, name: &str) -> Result<Arc<Destination>, RequestError> {
+        match self.get(name) {
+            Ok(d) => Ok(d),
+            Err(e) if e.code == ErrorCode::UnknownDestination && self.auto_create => {
+                let req = CreateDestinationRequest {
+                    name: name.to_string(),
+                    partitions: 0,
+                    config: DestinationConfig::default(),
+                };
+                self.create(&req).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<Arc<Destination>>, RequestError> {
+        let mut all: Vec<Arc<Destination>> = self
+            .destinations
+            .read()
+            .map_err(|_| lock_err())?
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
+
+    fn resolve_spec(
+        &self,
+        req: &CreateDestinationRequest,
+    ) -> Result<DestinationSpec, RequestError> {
+        let invalid = |m: String| RequestError::new(ErrorCode::InvalidRequest, m);
+        let partitions = if req.partitions == 0 {
+            self.defaults.partitions
+        } else {
+            req.partitions
+        };
+        if partitions > self.limits.max_partitions {
+            return Err(invalid(format!(
+                "partitions must be between 1 and {}, got {partitions}",
+                self.limits.max_partitions
+            )));
+        }
+        let c = &req.config;
+        let max_message_bytes = c
+            .max_message_bytes
+            .unwrap_or(self.defaults.max_message_bytes);
+        if max_message_bytes == 0 || max_message_bytes > self.limits.max_message_bytes {
+            return Err(invalid(format!(
+                "max_message_bytes must be between 1 and the node's limit {}, got {max_message_bytes}",
+                self.limits.max_message_bytes
+            )));
+        }
+        let ack_timeout_ms = c.ack_timeout_ms.unwrap_or(self.defaults.ack_timeout_ms);
+        if ack_timeout_ms == 0 {
+            return Err(invalid("ack_timeout_ms must be at least 1".into()));
+        }
+        let max_delivery_attempts = c
+            .max_delivery_attempts
+            .unwrap_or(self.defaults.max_delivery_attempts);
+        if max_delivery_attempts == 0 {
+            return Err(invalid("max_delivery_attempts must be at least 1".into()));
+        }
+        if c.retention_ms == Some(0) || c.retention_bytes == Some(0) {
+            return Err(invalid("retention limits must be greater than 0".into()));
+        }
+        Ok(DestinationSpec {
+            partitions,
+            retention_ms: c.retention_ms.or(self.defaults.retention_ms),
+            retention_bytes: c.retention_bytes.or(self.defaults.retention_bytes),
+            max_message_bytes,
+            ack_timeout_ms,
+            max_delivery_attempts,
+            dedup_window_ms: c.dedup_window_ms.unwrap_or(self.defaults.dedup_window_ms),
+            dlq_enabled: c.dlq_enabled.unwrap_or(self.defaults.dlq_enabled),
+            default_ttl_ms: c.default_ttl_ms.or(self.defaults.default_ttl_ms),
+        })
+    }
+
+    /// Creates a destination; creating one that exists with the same settings returns it
+    /// (idempotent), with other settings fails with DESTINATION_EXISTS.
+    pub async fn create(
+        &self,
+        req: &CreateDestinationRequest,
+    ) -> Result<Arc<Destination>, RequestError> {
+        let name = DestinationName::new(req.name.as_str())?;
+        let spec = self.resolve_spec(req)?;
+        let _guard = self.admin.lock().await;
+        if let Ok(existing) = self.get(name.as_str()) {
+            let same_partitions =
+                req.partitions == 0 || existing.spec.partitions == spec.partitions;
+            let explicit_config = req.config != DestinationConfig::default();
+            if same_partitions && (!explicit_config || existing.spec == spec) {
+                return Ok(existing);
+            }
+            return Err(RequestError::new(
+                ErrorCode::DestinationExists,
+                format!(
+                    "destination {:?} already exists with {} partitions and other settings",
+                    name.as_str(),
+                    existing.spec.partitions
+                ),
+            ));
+        }
+        let count = self.destinations.read().map_err(|_| lock_err())?.len();
+        if count >= self.limits.max_destinations as usize {
+            return Err(RequestError::new(
+                ErrorCode::Busy,
+                format!("the node already has its maximum of {count} destinations"),
+            ));
+        }
+        let dir = self.destinations_dir.join(name.as_str());
+        let spec_json = serde_json::to_vec_pretty(&spec)
+            .map_err(|e| RequestError::new(ErrorCode::Internal, e.to_string()))?;
+        let write_dir = dir.clone();
+        tokio::task::spawn_blocking(move || write_spec(&write_dir, &spec_json))
+            .await
+            .map_err(|e| RequestError::new(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| {
+                RequestError::new(ErrorCode::StorageFailure, format!("{}: {e}", dir.display()))
+            })?;
+        let dest = Destination::open(name.as_str(), spec, &dir, &self.env)
+            .await
+            .map_err(|e| RequestError::new(ErrorCode::StorageFailure, e.to_string()))?;
+        let dest = Arc::new(dest);
+        self.destinations
+            .write()
+            .map_err(|_| lock_err())?
+            .insert(name.to_string(), Arc::clone(&dest));
+        tracing::info!(
+            destination = name.as_str(),
+            partitions = dest.spec.partitions,
+            "destination created"
+        );
+        Ok(dest)
+    }
+
+    /// Deletes a destination, its data and its groups' state for it.
+    pub async fn delete(&self, name: &str) -> Result<(), RequestError> {
+        let _guard = self.admin.lock().await;
+        let dest = self
+            .destinations
+            .write()
+            .map_err(|_| lock_err())?
+            .remove(name)
+            .ok_or_else(|| RequestError::unknown_destination(name))?;
+        dest.shutdown().await;
+        let groups = dest.groups.lock().map(|g| g.len()).unwrap_or(0);
+        self.group_count.fetch_sub(groups as u32, Ordering::Relaxed);
+        self.metrics.forget_destination(name);
+        let dir = dest.dir.clone();
+        let groups_dir = self.groups_dir.clone();
+        let stem = name.to_string();
+        tokio::task::spawn_blocking(move || remove_destination_files(&dir, &groups_dir, &stem))
+            .await
+            .map_err(|e| RequestError::new(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| RequestError::new(ErrorCode::StorageFailure, e.to_string()))?;
+        tracing::info!(destination = name, "destination deleted");
+        Ok(())
+    }
+
+    /// The group on a destination, opened (state rebuilt from its ack log) on first use.
+    pub fn group(&self, dest: &Destination, name: &str) -> Result<Arc<Group>, RequestError> {
+        GroupName::new(name)?;
+        let mut groups = dest.groups.lock().map_err(|_| lock_err())?;
+        if let Some(g) = groups.get(name) {
+            return Ok(Arc::clone(g));
+        }
+        if self.group_count.load(Ordering::Relaxed) >= self.limits.max_groups {
+            return Err(RequestError::new(
+                ErrorCode::Busy,
+                format!(
+                    "the node already tracks its maximum of {} groups",
+                    self.limits.max_groups
+                ),
+            ));
+        }
+        let starts: Vec<u64> = dest.partitions.iter().map(|p| p.start_offset()).collect();
+        let settings = LeaseSettings {
+            ack_timeout_ms: dest.spec.ack_timeout_ms,
+            max_leased: u64::from(self.limits.max_leases_per_partition),
+        };
+        let fsync_acks = matches!(self.env.fsync, FsyncPolicy::Always);
+        let group = Group::open(
+            &self.groups_dir,
+            name,
+            &dest.name,
+            &starts,
+            settings,
+            fsync_acks,
+        )
+        .map_err(|e| RequestError::new(ErrorCode::StorageFailure, e.to_string()))?;
+        let group = Arc::new(group);
+        groups.insert(name.to_string(), Arc::clone(&group));
+        self.group_count.fetch_add(1, Ordering::Relaxed);
+        Ok(group)
+    }
+
+    /// Runs retention on every partition (queued behind its appends).
+    pub async fn run_retention(&self) {
+        let Ok(all) = self.list() else { return };
+        for d in all {
+            for p in &d.partitions {
+                p.command(crate::partition::WriterCommand::Retention).await;
+            }
+        }
+    }
+
+    /// Flushes and stops every destination's writers.
+    pub async fn shutdown(&self) {
+        let Ok(all) = self.list() else { return };
+        for d in all {
+            d.shutdown().await;
+        }
+    }
+
+    /// Partitions that failed (corruption, fsync failure), as "destination/partition: reason".
+    pub fn failures(&self) -> Vec<String> {
+        let Ok(all) = self.list() else {
+            return vec!["destination registry unavailable".into()];
+        };
+        all.iter()
+            .flat_map(|d| {
+                d.partitions
+                    .iter()
+                    .filter_map(|p| p.failure().map(|r| format!("{}/{}: {r}", d.name, p.id)))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+fn write_spec(dir: &std::path::Path, json: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir.join("partitions"))?;
+    let tmp = dir.join(format!("{SPEC_FILE}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(json)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(SPEC_FILE))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    if let Some(parent) = dir.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn remove_destination_files(
+    dir: &std::path::Path,
+    groups_dir: &std::path::Path,
+    stem: &str,
+) -> std::io::Result<()> {
+    // Rename first so a crash mid-delete never leaves a half-deleted destination that
+    // would be loaded again; `load_existing` skips the `.deleting` name.
+    let doomed = dir.with_file_name(format!("{stem}~deleting"));
+    std::fs::rename(dir, &doomed)?;
+    std::fs::remove_dir_all(&doomed)?;
+    if let Ok(groups) = std::fs::read_dir(groups_dir) {
+        for g in groups.flatten() {
+            for ext in ["acks", "snap"] {
+                let f = g.path().join(format!("{stem}.{ext}"));
+                if f.exists() {
+                    std::fs::remove_file(&f)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! A destination (topic): its settings, its partitions and writer tasks, and the
+//! consumer groups reading it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use swarmmq_protocol::{DestinationConfig, DestinationInfo, PartitionInfo};
+use swarmmq_storage::{FsyncPolicy, LogConfig, PartitionLog};
+use swarmmq_types::{ErrorCode, PartitionId};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::error::{RequestError, ServerError};
+use crate::group::Group;
+use crate::metrics::Metrics;
+use crate::partition::{DiskBudget, Partition, WriterCommand};
+use crate::writer::{self, WriterContext};
+
+/// A destination's settings with every default filled in; stored as
+/// `destination.json` in its directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DestinationSpec {
+    pub partitions: u32,
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+    pub max_message_bytes: u32,
+    pub ack_timeout_ms: u64,
+    pub max_delivery_attempts: u32,
+    pub dedup_window_ms: u64,
+    pub dlq_enabled: bool,
+    pub default_ttl_ms: Option<u64>,
+}
+
+impl DestinationSpec {
+    pub fn to_config(&self) -> DestinationConfig {
+        DestinationConfig {
+            retention_ms: self.retention_ms,
+            retention_bytes: self.retention_bytes,
+            max_message_bytes: Some(self.max_message_bytes),
+            ack_timeout_ms: Some(self.ack_timeout_ms),
+            max_delivery_attempts: Some(self.max_delivery_attempts),
+            dedup_window_ms: Some(self.dedup_window_ms),
+            dlq_enabled: Some(self.dlq_enabled),
+            default_ttl_ms: self.default_ttl_ms,
+        }
+    }
+}
+
+/// Node-wide values every destination's partitions share.
+pub(crate) struct PartitionEnv {
+    pub fsync: FsyncPolicy,
+    pub segment_bytes: u64,
+    pub segment_age: Duration,
+    pub max_batch_bytes: u32,
+    pub budget: Arc<DiskBudget>,
+    pub metrics: Arc<Metrics>,
+    pub queue_depth: usize,
+}
+
+pub(crate) struct Destination {
+    pub name: String,
+    pub spec: DestinationSpec,
+    pub dir: PathBuf,
+    pub partitions: Vec<Arc<Partition>>,
+    writers: Mutex<Vec<JoinHandle<()>>>,
+    pub groups: Mutex<HashMap<String, Arc<Group>>>,
+    /// Woken whenever any partition makes new messages visible (long-poll pulls wait here).
+    pub notify: Arc<Notify>,
+    /// Partition for the next keyless batch (round robin per request).
+    sticky: AtomicU32,
+}
+
+pub(crate) const SPEC_FILE: &str = "destination.json";
+
+impl Destination {
+    /// Opens (recovering) every partition log and starts its writer task. A partition
+    /// whose log is corrupt is opened as failed: the node and the other partitions keep
+    /// serving, and the failure is logged and reported.
+    pub async fn open(
+        name: &str,
+        spec: DestinationSpec,
+        dir: &Path,
+        env: &PartitionEnv,
+    ) -> Result<Destination, ServerError> {
+        let notify = Arc::new(Notify::new());
+        let mut partitions = Vec::with_capacity(spec.partitions as usize);
+        let mut writers = Vec::with_capacity(spec.partitions as usize);
+        for p in 0..spec.partitions {
+            let pdir = dir.join("partitions").join(p.to_string());
+            let config = LogConfig {
+                segment_max_bytes: env.segment_bytes,
+                segment_max_age: env.segment_age,
+                retention_max_age: spec.retention_ms.map(Duration::from_millis),
+                retention_max_bytes: spec.retention_bytes,
+                fsync: env.fsync,
+                max_batch_bytes: env.max_batch_bytes,
+                ..LogConfig::default()
+            };
+            let opened = tokio::task::spawn_blocking(move || PartitionLog::open(&pdir, config))
+                .await
+                .map_err(|e| ServerError::DataDir {
+                    path: dir.to_path_buf(),
+                    reason: format!("recovery task failed: {e}"),
+                })?;
+            match opened {
+                Ok((log, report)) => {
+                    tracing::info!(destination = name, partition = p, next_offset = log.next_offset(), report = ?report, "partition opened");
+                    let (tx, rx) = mpsc::channel(env.queue_depth);
+                    let partition = Arc::new(Partition::open(p, name, log.reader(), tx));
+                    env.budget.adjust(0, log.size_bytes());
+                    env.metrics
+                        .stored_bytes
+                        .get_or_create(&Metrics::dest(name))
+                        .inc_by(log.size_bytes() as i64);
+                    let ctx = WriterContext {
+                        partition: Arc::clone(&partition),
+                        notify: Arc::clone(&notify),
+                        budget: Arc::clone(&env.budget),
+                        metrics: Arc::clone(&env.metrics),
+                        fsync: env.fsync,
+                    };
+                    writers.push(tokio::spawn(writer::run(log, rx, ctx)));
+                    partitions.push(partition);
+                }
+                Err(e) => {
+                    tracing::error!(destination = name, partition = p, error = %e, "partition log failed recovery; serving the rest of the node without it");
+                    partitions.push(Arc::new(Partition::failed(p, name, e.to_string())));
+                }
+            }
+        }
+        Ok(Destination {
+            name: name.to_string(),
+            spec,
+            dir: dir.to_path_buf(),
+            partitions,
+            writers: Mutex::new(writers),
+            groups: Mutex::new(HashMap::new()),
+            notify,
+            sticky: AtomicU32::new(0),
+        })
+    }
+
+    pub fn partition(&self, id: PartitionId) -> Result<&Arc<Partition>, RequestError> {
+        self.partitions.get(id as usize).ok_or_else(|| {
+            RequestError::new(
+                ErrorCode::UnknownPartition,
+                format!(
+                    "partition {id} does not exist; {:?} has {} partitions",
+                    self.name,
+                    self.partitions.len()
+                ),
+            )
+        })
+    }
+
+    /// The partition for this request's keyless messages.
+    pub fn next_sticky(&self) -> PartitionId {
+        let n = self.spec.partitions.max(1);
+        self.sticky.fetch_add(1, Ordering::Relaxed) % n
+    }
+
+    pub fn info(&self, node_id: &str) -> DestinationInfo {
+        DestinationInfo {
+            name: self.name.clone(),
+            partitions: self
+                .partitions
+                .iter()
+                .map(|p| PartitionInfo {
+                    partition: p.id,
+                    leader: node_id.to_string(),
+                    start_offset: p.start_offset(),
+                    end_offset: p.visible_end(),
+                    size_bytes: p.size_bytes(),
+                })
+                .collect(),
+            config: self.spec.to_config(),
+        }
+    }
+
+    /// Asks every writer to finish its queue, fsync and stop; waits for them.
+    pub async fn shutdown(&self) {
+        for p in &self.partitions {
+            let (done, rx) = oneshot::channel();
+            if p.command(WriterCommand::Shutdown { done }).await {
+                let _ = rx.await;
+            }
+        }
+        let handles: Vec<JoinHandle<()>> = match self.writers.lock() {
+            Ok(mut w) => w.drain(..).collect(),
+            Err(_) => Vec::new(),
+        };
+        for h in handles {
+            let _ = h.await;
+        }
+        let groups: Vec<Arc<Group>> = match self.groups.lock() {
+            Ok(g) => g.values().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        for g in groups {
+            if let Err(e) = g.flush().await {
+                tracing::warn!(group = %g.name, destination = %self.name, error = %e.message, "could not fsync the group's ack log at shutdown");
+            }
+        }
+    }
+}

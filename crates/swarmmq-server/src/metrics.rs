@@ -1,0 +1,176 @@
+//! The node's Prometheus metrics, served as text on `GET /metrics`.
+//!
+//! Label sets are bounded: destination labels by `Limits::max_destinations`, error
+//! labels by the fixed set of error codes.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use swarmmq_types::ErrorCode;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct DestinationLabel {
+    pub destination: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CodeLabel {
+    pub code: &'static str,
+}
+
+pub(crate) struct Metrics {
+    registry: Registry,
+    pub messages_in: Family<DestinationLabel, Counter>,
+    pub bytes_in: Family<DestinationLabel, Counter>,
+    pub messages_out: Family<DestinationLabel, Counter>,
+    pub bytes_out: Family<DestinationLabel, Counter>,
+    pub acked: Family<DestinationLabel, Counter>,
+    pub redelivered: Family<DestinationLabel, Counter>,
+    pub stored_bytes: Family<DestinationLabel, Gauge>,
+    pub publish_latency: Histogram,
+    pub pull_latency: Histogram,
+    pub fsync_latency: Histogram,
+    pub batches_per_commit: Histogram,
+    pub open_connections: Gauge,
+    pub errors: Family<CodeLabel, Counter>,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    // 50 µs .. ~26 s
+    exponential_buckets(0.000_05, 2.0, 20)
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("swarmmq");
+        let m = Metrics {
+            messages_in: Family::default(),
+            bytes_in: Family::default(),
+            messages_out: Family::default(),
+            bytes_out: Family::default(),
+            acked: Family::default(),
+            redelivered: Family::default(),
+            stored_bytes: Family::default(),
+            publish_latency: Histogram::new(latency_buckets()),
+            pull_latency: Histogram::new(latency_buckets()),
+            fsync_latency: Histogram::new(latency_buckets()),
+            batches_per_commit: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            open_connections: Gauge::default(),
+            errors: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "messages_in",
+            "Messages stored, by destination",
+            m.messages_in.clone(),
+        );
+        registry.register_with_unit(
+            "payload_in",
+            "Payload bytes stored, by destination",
+            Unit::Bytes,
+            m.bytes_in.clone(),
+        );
+        registry.register(
+            "messages_out",
+            "Messages delivered to consumers, by destination",
+            m.messages_out.clone(),
+        );
+        registry.register_with_unit(
+            "payload_out",
+            "Payload bytes delivered to consumers, by destination",
+            Unit::Bytes,
+            m.bytes_out.clone(),
+        );
+        registry.register(
+            "messages_acked",
+            "Messages acknowledged by consumer groups, by destination",
+            m.acked.clone(),
+        );
+        registry.register(
+            "messages_redelivered",
+            "Deliveries after the first (lease expired or nacked), by destination",
+            m.redelivered.clone(),
+        );
+        registry.register_with_unit(
+            "stored",
+            "Bytes on disk in partition logs, by destination",
+            Unit::Bytes,
+            m.stored_bytes.clone(),
+        );
+        registry.register_with_unit(
+            "publish_latency",
+            "Time from a publish request's arrival to its answer",
+            Unit::Seconds,
+            m.publish_latency.clone(),
+        );
+        registry.register_with_unit(
+            "pull_latency",
+            "Time from a pull request's arrival to its answer, long-poll wait included",
+            Unit::Seconds,
+            m.pull_latency.clone(),
+        );
+        registry.register_with_unit(
+            "fsync_latency",
+            "Duration of one group-commit append and fsync of a partition log",
+            Unit::Seconds,
+            m.fsync_latency.clone(),
+        );
+        registry.register(
+            "batches_per_commit",
+            "Record batches covered by one group commit",
+            m.batches_per_commit.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Open client connections",
+            m.open_connections.clone(),
+        );
+        registry.register(
+            "errors",
+            "Error answers sent to clients, by error code",
+            m.errors.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn dest(name: &str) -> DestinationLabel {
+        DestinationLabel {
+            destination: name.to_string(),
+        }
+    }
+
+    pub fn error(&self, code: ErrorCode) {
+        self.errors
+            .get_or_create(&CodeLabel { code: code.name() })
+            .inc();
+    }
+
+    /// Prometheus / OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            // Writing into a String cannot fail; an empty body is the honest fallback.
+            out.clear();
+        }
+        out
+    }
+
+    /// Drops the label sets of a deleted destination so the families stay bounded.
+    pub fn forget_destination(&self, name: &str) {
+        let label = Metrics::dest(name);
+        for family in [
+            &self.messages_in,
+            &self.bytes_in,
+            &self.messages_out,
+            &self.bytes_out,
+            &self.acked,
+            &self.redelivered,
+        ] {
+            family.remove(&label);
+        }
+        self.stored_bytes.remove(&label);
+    }
+}

@@ -1,0 +1,228 @@
+//! Starting and stopping a node: data dir lock, listeners, recovery, background tasks,
+//! and the graceful shutdown order (stop accepting, finish requests, fsync, exit).
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use swarmmq_types::ErrorCode;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::Broker;
+use crate::error::ServerError;
+use crate::http::{self, HttpState};
+use crate::keyring::load_keyring;
+use crate::metrics::Metrics;
+use crate::session;
+use crate::settings::NodeSettings;
+
+pub struct Node;
+
+/// A started node. Dropping it does not stop it; call [`RunningNode::shutdown`] and
+/// [`RunningNode::wait`].
+pub struct RunningNode {
+    client_addr: SocketAddr,
+    http_addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+impl RunningNode {
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Begins a graceful shutdown.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the node has stopped; every acknowledged write is durable by then.
+    pub async fn wait(self) -> Result<(), ServerError> {
+        self.task.await.map_err(|e| ServerError::DataDir {
+            path: "<node>".into(),
+            reason: format!("node task failed: {e}"),
+        })?
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+fn lock_data_dir(settings: &NodeSettings) -> Result<File, ServerError> {
+    let dir = &settings.data_dir;
+    std::fs::create_dir_all(dir).map_err(ServerError::io(dir))?;
+    let path = dir.join("LOCK");
+    let file = File::create(&path).map_err(ServerError::io(&path))?;
+    file.try_lock().map_err(|_| ServerError::DataDir {
+        path: dir.clone(),
+        reason: "in use by another swarmmq process (LOCK is held)".into(),
+    })?;
+    Ok(file)
+}
+
+impl Node {
+    /// Locks the data dir, binds HTTP (answering 503 while recovering), recovers every
+    /// partition, then binds the client listener and serves until shut down.
+    pub async fn start(settings: NodeSettings) -> Result<RunningNode, ServerError> {
+        let lock = lock_data_dir(&settings)?;
+        let metrics = Arc::new(Metrics::new());
+        let shutdown = CancellationToken::new();
+        let broker_cell: Arc<OnceLock<Arc<Broker>>> = Arc::new(OnceLock::new());
+
+        let http_listener = bind(settings.http_addr).await?;
+        let http_addr = http_listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind {
+                addr: settings.http_addr,
+                source,
+            })?;
+        let app = http::router(HttpState {
+            broker: Arc::clone(&broker_cell),
+            metrics: Arc::clone(&metrics),
+            node_id: settings.node_id.to_string(),
+            stopping: shutdown.clone(),
+        });
+        let http_stop = CancellationToken::new();
+        let http_task = tokio::spawn({
+            let stop = http_stop.clone();
+            async move {
+                let _ = axum::serve(http_listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+            }
+        });
+
+        let client_listener = bind(settings.client_addr).await?;
+        let mut client_addr = client_listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind {
+                addr: settings.client_addr,
+                source,
+            })?;
+        let keyring = load_keyring(settings.master_key.as_ref(), &settings.data_dir)?;
+        // The advertised address is the bound one (so port 0 in tests shows the real port).
+        let mut settings = settings;
+        settings.client_addr = client_addr;
+        let broker = Arc::new(Broker::open(&settings, keyring, Arc::clone(&metrics)).await?);
+        let _ = broker_cell.set(Arc::clone(&broker));
+        client_addr = broker.client_addr;
+        tracing::info!(node_id = %settings.node_id, client = %client_addr, http = %http_addr, data_dir = %settings.data_dir.display(), "node ready");
+
+        let retention_every = settings.retention_check_interval;
+        let grace = settings.shutdown_grace;
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            let sessions = TaskTracker::new();
+            let retention = tokio::spawn({
+                let broker = Arc::clone(&broker);
+                let stop = token.clone();
+                async move {
+                    let mut tick = tokio::time::interval(retention_every);
+                    tick.tick().await;
+                    loop {
+                        tokio::select! {
+                            _ = tick.tick() => broker.run_retention().await,
+                            _ = stop.cancelled() => return,
+                        }
+                    }
+                }
+            });
+            accept_loop(client_listener, &broker, &sessions, &token).await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            sessions.close();
+            if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    "some connections did not finish in time"
+                );
+            }
+            let _ = retention.await;
+            broker.shutdown().await;
+            http_stop.cancel();
+            let _ = http_task.await;
+            drop(lock);
+            tracing::info!("node stopped; all acknowledged writes are durable");
+            Ok(())
+        });
+        Ok(RunningNode {
+            client_addr,
+            http_addr,
+            shutdown,
+            task,
+        })
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    broker: &Arc<Broker>,
+    sessions: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        broker.limits.max_connections as usize,
+    ));
+    let next_producer = AtomicU64::new(1);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Usually out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(%peer, limit = broker.limits.max_connections, "connection refused: too many connections");
+            broker.metrics.error(ErrorCode::TooManyConnections);
+            sessions.spawn(refuse(stream, broker.limits.max_connections));
+            continue;
+        };
+        let broker = Arc::clone(broker);
+        let token = shutdown.clone();
+        let producer_id = next_producer.fetch_add(1, Ordering::Relaxed);
+        sessions.spawn(async move {
+            broker.metrics.open_connections.inc();
+            session::serve(stream, Arc::clone(&broker), token, producer_id).await;
+            broker.metrics.open_connections.dec();
+            drop(permit);
+        });
+    }
+}
+
+/// Tells a client over the connection limit why, then closes.
+async fn refuse(mut stream: TcpStream, limit: u32) {
+    use tokio::io::AsyncWriteExt;
+    let mut frame = bytes::BytesMut::new();
+    let resp = swarmmq_protocol::ErrorResponse {
+        code: ErrorCode::TooManyConnections,
+        message: format!("the node serves at most {limit} connections"),
+    };
+    if swarmmq_protocol::encode_error(0, 0, &resp, &swarmmq_types::Limits::DEFAULT, &mut frame)
+        .is_ok()
+    {
+        let _ = stream.write_all(&frame).await;
+    }
+    let _ = stream.shutdown().await;
+}

@@ -1,0 +1,345 @@
+//! One client connection: read frames, run requests concurrently (pipelining), write
+//! answers as they complete, and stop cleanly.
+//!
+//! Backpressure: every decoded request holds permits for its frame's bytes (and one
+//! request slot) until its answer is written; when a connection reaches its in-flight
+//! limit the session stops reading the socket, and TCP pushes back on the client.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use swarmmq_protocol::{
+    ErrorResponse, Frame, FrameDecoder, Opcode, Request, Response, decode_request, encode_error,
+    encode_response,
+};
+use swarmmq_types::ErrorCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin;
+use crate::broker::Broker;
+use crate::error::RequestError;
+use crate::publish;
+use crate::pull;
+
+const READ_CHUNK: usize = 256 * 1024;
+
+/// An encoded answer and the permits it releases once written.
+struct Outgoing {
+    frame: BytesMut,
+    _permits: Vec<OwnedSemaphorePermit>,
+    /// The stream can no longer be trusted (fatal protocol error): close after this.
+    close: bool,
+}
+
+pub(crate) struct Session {
+    broker: Arc<Broker>,
+    peer: std::net::SocketAddr,
+    producer_id: u64,
+    out: mpsc::Sender<Outgoing>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+pub(crate) async fn serve(
+    stream: TcpStream,
+    broker: Arc<Broker>,
+    shutdown: CancellationToken,
+    producer_id: u64,
+) {
+    let peer = stream
+        .peer_addr()
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+    let _ = stream.set_nodelay(true);
+    let (mut rd, wr) = stream.into_split();
+    let limits = broker.limits.clone();
+    let (tx, rx) = mpsc::channel(limits.max_inflight_requests_per_connection as usize);
+    let writer = tokio::spawn(write_loop(wr, rx));
+    let bytes_budget = Arc::new(Semaphore::new(
+        usize::try_from(limits.max_inflight_bytes_per_connection).unwrap_or(usize::MAX >> 4),
+    ));
+    let request_slots = Arc::new(Semaphore::new(
+        limits.max_inflight_requests_per_connection as usize,
+    ));
+    let session = Session {
+        broker,
+        peer,
+        producer_id,
+        out: tx,
+        tasks: TaskTracker::new(),
+        shutdown: shutdown.clone(),
+    };
+    let mut decoder = FrameDecoder::new(&limits);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    'conn: loop {
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => {
+                    let size = frame.body.len() as u32 + swarmmq_protocol::HEADER_LEN as u32;
+                    let permits = tokio::select! {
+                        p = acquire(&bytes_budget, &request_slots, size) => p,
+                        _ = shutdown.cancelled() => break 'conn,
+                    };
+                    let Some(permits) = permits else { break 'conn };
+                    if !session.handle(frame, permits).await {
+                        break 'conn;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(peer = %session.peer, code = %e.code(), error = %e, "bad frame; closing the connection");
+                    session.broker.metrics.error(e.code());
+                    session
+                        .send_error(
+                            0,
+                            None,
+                            RequestError::new(e.code(), e.to_string()),
+                            Vec::new(),
+                            true,
+                        )
+                        .await;
+                    break 'conn;
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            n = rd.read_buf(&mut buf) => match n {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(peer = %session.peer, error = %e, "connection read failed");
+                    break;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    session.tasks.close();
+    session.tasks.wait().await;
+    drop(session);
+    let _ = writer.await;
+}
+
+async fn acquire(
+    bytes: &Arc<Semaphore>,
+    slots: &Arc<Semaphore>,
+    size: u32,
+) -> Option<Vec<OwnedSemaphorePermit>> {
+    let b = Arc::clone(bytes).acquire_many_owned(size).await.ok()?;
+    let s = Arc::clone(slots).acquire_owned().await.ok()?;
+    Some(vec![b, s])
+}
+
+impl Session {
+    /// Starts one request. Returns false when the connection must close.
+    async fn handle(&self, frame: Frame, permits: Vec<OwnedSemaphorePermit>) -> bool {
+        let corr = frame.header.correlation_id;
+        let opcode = frame.header.opcode;
+        let request = match decode_request(&frame.header, frame.body, &self.broker.limits) {
+            Ok(r) => r,
+            Err(e) => {
+                let fatal = e.is_fatal();
+                tracing::warn!(peer = %self.peer, opcode, code = %e.code(), error = %e, "bad request");
+                self.broker.metrics.error(e.code());
+                self.send_error(
+                    corr,
+                    Some(opcode),
+                    RequestError::new(e.code(), e.to_string()),
+                    permits,
+                    fatal,
+                )
+                .await;
+                return !fatal;
+            }
+        };
+        let op = request.opcode();
+        match request {
+            Request::Publish(req) => {
+                // Prepared in line: this is what keeps a producer's pipelined batches in order.
+                match publish::prepare(&self.broker, req, self.producer_id).await {
+                    Ok(pending) => {
+                        let broker = Arc::clone(&self.broker);
+                        let out = self.out.clone();
+                        self.tasks.spawn(async move {
+                            let result =
+                                pending.finish(&broker.metrics).await.map(Response::Publish);
+                            respond(&broker, &out, corr, op, result, permits).await;
+                        });
+                    }
+                    Err(e) => {
+                        respond(&self.broker, &self.out, corr, op, Err(e), permits).await;
+                    }
+                }
+            }
+            Request::Pull(req) => {
+                let broker = Arc::clone(&self.broker);
+                let out = self.out.clone();
+                let cancel = self.shutdown.clone();
+                self.tasks.spawn(async move {
+                    match pull::pull(&broker, req, corr, &cancel).await {
+                        Ok(frame) => {
+                            let _ = out
+                                .send(Outgoing {
+                                    frame,
+                                    _permits: permits,
+                                    close: false,
+                                })
+                                .await;
+                        }
+                        Err(e) => respond(&broker, &out, corr, op, Err(e), permits).await,
+                    }
+                });
+            }
+            other => {
+                let broker = Arc::clone(&self.broker);
+                let out = self.out.clone();
+                self.tasks.spawn(async move {
+                    let result = run_small(&broker, other).await;
+                    respond(&broker, &out, corr, op, result, permits).await;
+                });
+            }
+        }
+        true
+    }
+
+    async fn send_error(
+        &self,
+        corr: u32,
+        opcode: Option<u8>,
+        err: RequestError,
+        permits: Vec<OwnedSemaphorePermit>,
+        close: bool,
+    ) {
+        let mut frame = BytesMut::new();
+        let resp = ErrorResponse {
+            code: err.code,
+            message: err.message,
+        };
+        if encode_error(
+            corr,
+            opcode.unwrap_or(0),
+            &resp,
+            &self.broker.limits,
+            &mut frame,
+        )
+        .is_ok()
+        {
+            let _ = self
+                .out
+                .send(Outgoing {
+                    frame,
+                    _permits: permits,
+                    close,
+                })
+                .await;
+        }
+    }
+}
+
+async fn run_small(broker: &Broker, req: Request) -> Result<Response, RequestError> {
+    Ok(match req {
+        Request::Ack(r) => Response::Ack(admin::ack(broker, r).await?),
+        Request::Nack(r) => Response::Nack(admin::nack(broker, r).await?),
+        Request::CreateDestination(r) => {
+            Response::CreateDestination(admin::create(broker, r).await?)
+        }
+        Request::DeleteDestination { name } => {
+            admin::delete(broker, &name).await?;
+            Response::DeleteDestination
+        }
+        Request::ListDestinations => Response::ListDestinations(admin::list(broker)?),
+        Request::DescribeDestination { name } => {
+            Response::DescribeDestination(admin::describe(broker, &name)?)
+        }
+        Request::Health => Response::Health(admin::health(broker)),
+        Request::Metadata => Response::Metadata(admin::metadata(broker)?),
+        Request::Publish(_) | Request::Pull(_) => {
+            return Err(RequestError::new(
+                ErrorCode::Internal,
+                "request routed to the wrong handler",
+            ));
+        }
+    })
+}
+
+async fn respond(
+    broker: &Broker,
+    out: &mpsc::Sender<Outgoing>,
+    corr: u32,
+    op: Opcode,
+    result: Result<Response, RequestError>,
+    permits: Vec<OwnedSemaphorePermit>,
+) {
+    let resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            broker.metrics.error(e.code);
+            tracing::info!(opcode = ?op, code = %e.code, error = %e.message, "request failed");
+            Response::Error(ErrorResponse {
+                code: e.code,
+                message: e.message,
+            })
+        }
+    };
+    let mut frame = BytesMut::new();
+    if let Err(e) = encode_response(corr, op, &resp, &broker.limits, &mut frame) {
+        tracing::error!(opcode = ?op, error = %e, "could not encode an answer");
+        frame.clear();
+        let fallback = Response::Error(ErrorResponse {
+            code: ErrorCode::Internal,
+            message: format!("could not encode the answer: {e}"),
+        });
+        if encode_response(corr, op, &fallback, &broker.limits, &mut frame).is_err() {
+            return;
+        }
+    }
+    let _ = out
+        .send(Outgoing {
+            frame,
+            _permits: permits,
+            close: false,
+        })
+        .await;
+}
+
+async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    let mut done = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut close = first.close;
+        if wr.write_all(&first.frame).await.is_err() {
+            return;
+        }
+        done.push(first);
+        // Coalesce whatever else is ready into the same flush.
+        while !close && done.len() < 256 {
+            match rx.try_recv() {
+                Ok(next) => {
+                    close = next.close;
+                    if wr.write_all(&next.frame).await.is_err() {
+                        return;
+                    }
+                    done.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        if wr.flush().await.is_err() {
+            return;
+        }
+        // Permits go back only now that the bytes are on the socket.
+        done.clear();
+        if close {
+            let _ = wr.shutdown().await;
+            return;
+        }
+    }
+    let _ = wr.shutdown().await;
+}

@@ -1,0 +1,80 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use swarmmq_crypto::MasterKey;
+use swarmmq_storage::FsyncPolicy;
+use swarmmq_types::{Limits, NodeId};
+
+/// Everything a node needs to run, already resolved from config file, environment and
+/// flags. Tests build one directly (with port 0 to get free ports).
+#[derive(Debug)]
+pub struct NodeSettings {
+    pub node_id: NodeId,
+    pub cluster_name: String,
+    /// Client binary protocol listener.
+    pub client_addr: SocketAddr,
+    /// Health and metrics listener.
+    pub http_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// From config or `SWARMMQ_MASTER_KEY`; `None` loads or generates `master.key` in
+    /// the data dir.
+    pub master_key: Option<MasterKey>,
+    pub fsync: FsyncPolicy,
+    pub segment_bytes: u64,
+    pub segment_age: Duration,
+    pub retention_age: Option<Duration>,
+    pub retention_bytes: Option<u64>,
+    /// Publishes fail with DISK_FULL once stored bytes reach this.
+    pub max_disk_usage: Option<u64>,
+    pub default_partitions: u32,
+    pub auto_create_destinations: bool,
+    /// Default lease (visibility timeout) of a pulled message.
+    pub ack_timeout: Duration,
+    pub max_delivery_attempts: u32,
+    pub dedup_window: Duration,
+    pub limits: Limits,
+    /// How often retention runs.
+    pub retention_check_interval: Duration,
+    /// Longest a graceful shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+impl NodeSettings {
+    /// The embedded defaults: one node on 127.0.0.1:9001 / :8080, data in
+    /// `./swarmmq-data`, fsync always.
+    pub fn embedded_default() -> Self {
+        NodeSettings {
+            node_id: NodeId::default(),
+            cluster_name: "swarmmq".to_string(),
+            client_addr: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("swarmmq-data"),
+            master_key: None,
+            fsync: FsyncPolicy::Always,
+            segment_bytes: 128 * 1024 * 1024,
+            segment_age: Duration::from_secs(7 * 24 * 3600),
+            retention_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            retention_bytes: None,
+            max_disk_usage: None,
+            default_partitions: 1,
+            auto_create_destinations: true,
+            ack_timeout: Duration::from_secs(30),
+            max_delivery_attempts: 5,
+            dedup_window: Duration::from_secs(120),
+            limits: Limits::DEFAULT,
+            retention_check_interval: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+
+    /// Defaults for a test node: free ports, the given data dir.
+    pub fn for_test(data_dir: PathBuf) -> Self {
+        NodeSettings {
+            client_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            ..NodeSettings::embedded_default()
+        }
+    }
+}
