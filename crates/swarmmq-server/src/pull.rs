@@ -19,6 +19,9 @@ use crate::error::RequestError;
 use crate::group::Group;
 use crate::metrics::Metrics;
 
+/// Most bytes one storage read takes for a grant.
+const READ_AHEAD_BYTES: usize = 1024 * 1024;
+
 struct Fill<'a> {
     encoder: PullResponseEncoder<'a>,
     count: u32,
@@ -259,7 +262,12 @@ fn serve_grant(
 ) -> Result<u64, RequestError> {
     let mut offset = g.start;
     while offset < g.end {
-        let want = fill.max_bytes.saturating_sub(fill.bytes).max(1);
+        // Read about what the grant can still use: a grant ends inside some batch, and
+        // every byte read past it is read, checked and decrypted for nothing.
+        let want = fill
+            .max_bytes
+            .saturating_sub(fill.bytes)
+            .clamp(1, READ_AHEAD_BYTES);
         // Whole batches up to the visible end (a grant may end inside a batch).
         let read = reader.read(offset, want, visible)?;
         let mut advanced = false;
