@@ -194,3 +194,27 @@ async fn truncated_frame_then_hangup_leaves_the_node_up() {
     node.shutdown();
     node.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auto_create_off_a_publish_to_a_missing_destination_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), |s| s.auto_create_destinations = false).await;
+    let mut c = Raw::connect(&node).await;
+    let r = c.call(1, &publish("nowhere", b"x".to_vec())).await;
+    assert_eq!(error_code(&r), Some(ErrorCode::UnknownDestination));
+    let create = Request::CreateDestination(swarmmq_protocol::CreateDestinationRequest {
+        name: "nowhere".into(),
+        partitions: 2,
+        config: Default::default(),
+    });
+    assert!(matches!(
+        c.call(2, &create).await,
+        Response::CreateDestination(_)
+    ));
+    assert!(matches!(
+        c.call(3, &publish("nowhere", b"x".to_vec())).await,
+        Response::Publish(_)
+    ));
+    node.shutdown();
+    node.wait().await.unwrap();
+}
