@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, BytesMut};
-use swarmmq_client::{Consumer, ConsumerConfig, Message, Producer, ProducerConfig};
+use swarmmq_client::{
+    AckRequest, Connection, Message, Producer, ProducerConfig, PullRequest, Request, Response,
+    ranges_of,
+};
 
 use super::produce::Pacer;
 use super::report::{Report, histogram, record};
@@ -36,31 +39,66 @@ pub async fn run(b: E2eBench) -> anyhow::Result<Report> {
     let bar = progress(&b.common, None, "consumed");
 
     let mut consumers = Vec::new();
-    for _ in 0..b.consumers.max(1) {
-        let mut config = ConsumerConfig::new(&b.common.destination, &group);
-        config.max_wait = Duration::from_millis(100);
-        config.max_messages = 2000;
-        let mut consumer = Consumer::connect(&b.common.node, config).await?;
+    for i in 0..b.consumers.max(1) {
+        let conn = Connection::connect(&b.common.node).await?;
+        let pull = Request::Pull(PullRequest {
+            destination: b.common.destination.clone(),
+            group: group.clone(),
+            consumer_id: format!("e2e-{i}"),
+            max_messages: 2000,
+            max_bytes: 8 * 1024 * 1024,
+            max_wait_ms: 100,
+            partition: None,
+            auto_ack: false,
+        });
         let (consumed, stop) = (Arc::clone(&consumed), Arc::clone(&stop_consumers));
+        let (dest, group) = (b.common.destination.clone(), group.clone());
         consumers.push(tokio::spawn(async move {
             let mut h = histogram();
             let mut errors = 0u64;
+            // Acks are sent without waiting for their answers before the next pull (as a
+            // consumer committing asynchronously would); a few stay outstanding.
+            let mut acks = std::collections::VecDeque::new();
             while !stop.load(Ordering::Relaxed) {
-                match consumer.pull().await {
-                    Ok(batch) => {
-                        let now = now_nanos();
-                        for m in &batch {
-                            if let Some(ts) = m.payload.get(..8).and_then(|s| s.try_into().ok()) {
-                                let sent = u64::from_be_bytes(ts);
-                                record(&mut h, Duration::from_nanos(now.saturating_sub(sent)));
-                            }
-                        }
-                        consumed.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        if consumer.ack(&batch).await.is_err() {
-                            errors += 1;
-                        }
+                let batch = match conn.call(&pull).await {
+                    Ok(Response::Pull(p)) => p.messages,
+                    _ => {
+                        errors += 1;
+                        continue;
                     }
+                };
+                let now = now_nanos();
+                for m in &batch {
+                    if let Some(ts) = m.payload.get(..8).and_then(|s| s.try_into().ok()) {
+                        let sent = u64::from_be_bytes(ts);
+                        record(&mut h, Duration::from_nanos(now.saturating_sub(sent)));
+                    }
+                }
+                consumed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                if batch.is_empty() {
+                    continue;
+                }
+                let ack = Request::Ack(AckRequest {
+                    destination: dest.clone(),
+                    group: group.clone(),
+                    consumer_id: String::new(),
+                    ranges: ranges_of(&batch),
+                });
+                match conn.send(&ack).await {
+                    Ok(f) => acks.push_back(f),
                     Err(_) => errors += 1,
+                }
+                while acks.len() > 4 {
+                    if let Some(a) = acks.pop_front()
+                        && !matches!(a.wait().await, Ok(Response::Ack(_)))
+                    {
+                        errors += 1;
+                    }
+                }
+            }
+            for a in acks {
+                if !matches!(a.wait().await, Ok(Response::Ack(_))) {
+                    errors += 1;
                 }
             }
             (h, errors)
@@ -147,6 +185,9 @@ pub async fn run(b: E2eBench) -> anyhow::Result<Report> {
     }
     ticker.abort();
     bar.finish_and_clear();
+    if let Ok(admin) = swarmmq_client::Admin::connect(&b.common.node).await {
+        let _ = admin.delete_destination(&b.common.destination).await;
+    }
     let messages = consumed.load(Ordering::Relaxed);
     Ok(Report {
         mode: "e2e",

@@ -22,7 +22,7 @@ pub enum BenchCommand {
     Produce(ProduceBench),
     /// Pull and acknowledge what is stored; latency = one pull round trip
     Consume(ConsumeBench),
-    /// Publish at a rate and consume at once; latency = publish to consume
+    /// Publish at a rate and consume at once (into a fresh destination <name>-<ms>, deleted after); latency = publish to consume
     E2e(E2eBench),
 }
 
