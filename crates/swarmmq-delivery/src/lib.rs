@@ -7,12 +7,16 @@
 //! sockets, the wire protocol or the partition log's bytes; the node asks it which
 //! offsets to hand out and tells it what was acknowledged.
 
+mod coordinator;
 mod error;
 mod group_store;
 
 mod partition_state;
 mod range_map;
 
+pub use coordinator::{
+    Assignment, Coordinator, CoordinatorError, CoordinatorSettings, HeartbeatResult, MemberView,
+};
 pub use error::DeliveryError;
 
 pub use group_store::{GroupStore, PartitionAcks, StoreSyncer};
