@@ -57,6 +57,7 @@ pub fn settings_from(config: &Config) -> anyhow::Result<NodeSettings> {
         ack_timeout: config.performance.ack_timeout,
         max_delivery_attempts: config.delivery.max_delivery_attempts,
         dedup_window: config.delivery.dedup_window,
+        dedup_max_entries: config.delivery.dedup_max_ids as usize,
         limits: config.limits(),
         ..defaults
     })

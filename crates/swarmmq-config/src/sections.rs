@@ -177,6 +177,10 @@ pub struct DeliverySection {
     /// Default 2m.
     #[serde(with = "humantime_serde")]
     pub dedup_window: Duration,
+    /// Most message ids one destination remembers for dedup; bounds memory (about
+    /// 100 bytes each). At high rates this, not the window, limits what is caught.
+    /// Default 100000.
+    pub dedup_max_ids: u32,
 }
 
 impl Default for DeliverySection {
@@ -184,6 +188,7 @@ impl Default for DeliverySection {
         DeliverySection {
             max_delivery_attempts: 5,
             dedup_window: Duration::from_secs(120),
+            dedup_max_ids: 100_000,
         }
     }
 }

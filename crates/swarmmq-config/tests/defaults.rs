@@ -43,6 +43,7 @@ fn defaults_equal_the_documented_defaults() {
 
     assert_eq!(c.delivery.max_delivery_attempts, 5);
     assert_eq!(c.delivery.dedup_window, Duration::from_secs(120));
+    assert_eq!(c.delivery.dedup_max_ids, 100_000);
 
     let sec = &c.security;
     assert!(sec.master_key.is_none());

@@ -83,6 +83,7 @@ impl Broker {
                 budget: DiskBudget::new(settings.max_disk_usage),
                 metrics: Arc::clone(&metrics),
                 queue_depth: limits.max_partition_queue as usize,
+                dedup_max_entries: settings.dedup_max_entries,
             },
             metrics,
             limits,

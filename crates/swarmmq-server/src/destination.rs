@@ -15,6 +15,7 @@ use swarmmq_types::{ErrorCode, PartitionId};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::dedup::DedupIndex;
 use crate::error::{RequestError, ServerError};
 use crate::group::Group;
 use crate::metrics::Metrics;
@@ -61,6 +62,8 @@ pub(crate) struct PartitionEnv {
     pub budget: Arc<DiskBudget>,
     pub metrics: Arc<Metrics>,
     pub queue_depth: usize,
+    /// Most message ids one destination remembers for publish dedup.
+    pub dedup_max_entries: usize,
 }
 
 pub(crate) struct Destination {
@@ -74,6 +77,8 @@ pub(crate) struct Destination {
     pub notify: Arc<Notify>,
     /// Partition for the next keyless batch (round robin per request).
     sticky: AtomicU32,
+    /// Message ids stored within the dedup window.
+    pub dedup: Mutex<DedupIndex>,
 }
 
 pub(crate) const SPEC_FILE: &str = "destination.json";
@@ -134,6 +139,14 @@ impl Destination {
                 }
             }
         }
+        let mut dedup = DedupIndex::new(spec.dedup_window_ms, env.dedup_max_entries);
+        rebuild_dedup(
+            &mut dedup,
+            &partitions,
+            spec.dedup_window_ms,
+            env.dedup_max_entries,
+        )
+        .await;
         Ok(Destination {
             name: name.to_string(),
             spec,
@@ -143,6 +156,7 @@ impl Destination {
             groups: Mutex::new(HashMap::new()),
             notify,
             sticky: AtomicU32::new(0),
+            dedup: Mutex::new(dedup),
         })
     }
 
@@ -208,4 +222,69 @@ impl Destination {
             }
         }
     }
+}
+
+/// Refills the dedup index from the tail of each partition log: every id stored within
+/// the window (at most `max_entries` records back), so the window survives a restart.
+async fn rebuild_dedup(
+    dedup: &mut DedupIndex,
+    partitions: &[Arc<Partition>],
+    window_ms: u64,
+    max_entries: usize,
+) {
+    if !dedup.enabled() {
+        return;
+    }
+    let now = swarmmq_types::now_ms();
+    let since = now.saturating_sub(i64::try_from(window_ms).unwrap_or(i64::MAX));
+    for p in partitions {
+        let Ok(reader) = p.reader() else { continue };
+        let reader = reader.clone();
+        let id = p.id;
+        let found =
+            tokio::task::spawn_blocking(move || scan_ids(&reader, since, max_entries as u64))
+                .await
+                .unwrap_or_default();
+        for (message_id, offset, ts) in found {
+            dedup.insert_stored(message_id, (id, offset), ts, now);
+        }
+    }
+}
+
+/// Ids with their offset and timestamp from `since` on, oldest first.
+fn scan_ids(
+    reader: &swarmmq_storage::LogReader,
+    since_ms: i64,
+    max_records: u64,
+) -> Vec<(swarmmq_types::MessageId, u64, i64)> {
+    let end = reader.next_offset();
+    let by_time = reader
+        .offset_for_timestamp(since_ms)
+        .ok()
+        .flatten()
+        .unwrap_or(end);
+    let mut offset = by_time
+        .max(end.saturating_sub(max_records))
+        .max(reader.start_offset());
+    let mut out = Vec::new();
+    while offset < end {
+        let Ok(read) = reader.read(offset, 1 << 20, end) else {
+            break;
+        };
+        if read.batches.is_empty() {
+            break;
+        }
+        for batch in &read.batches {
+            for meta in batch.records_meta().flatten() {
+                if meta.offset >= offset
+                    && meta.timestamp_ms >= since_ms
+                    && let Some(id) = meta.id
+                {
+                    out.push((id, meta.offset, meta.timestamp_ms));
+                }
+            }
+            offset = offset.max(batch.next_offset());
+        }
+    }
+    out
 }

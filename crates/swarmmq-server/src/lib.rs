@@ -9,6 +9,7 @@
 
 mod admin;
 mod broker;
+mod dedup;
 mod destination;
 mod error;
 mod group;

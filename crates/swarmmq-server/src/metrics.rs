@@ -29,6 +29,7 @@ pub(crate) struct Metrics {
     pub bytes_out: Family<DestinationLabel, Counter>,
     pub acked: Family<DestinationLabel, Counter>,
     pub redelivered: Family<DestinationLabel, Counter>,
+    pub dedup_hits: Family<DestinationLabel, Counter>,
     pub stored_bytes: Family<DestinationLabel, Gauge>,
     pub publish_latency: Histogram,
     pub pull_latency: Histogram,
@@ -53,6 +54,7 @@ impl Metrics {
             bytes_out: Family::default(),
             acked: Family::default(),
             redelivered: Family::default(),
+            dedup_hits: Family::default(),
             stored_bytes: Family::default(),
             publish_latency: Histogram::new(latency_buckets()),
             pull_latency: Histogram::new(latency_buckets()),
@@ -93,6 +95,11 @@ impl Metrics {
             "messages_redelivered",
             "Deliveries after the first (lease expired or nacked), by destination",
             m.redelivered.clone(),
+        );
+        registry.register(
+            "dedup_hits",
+            "Published messages not stored again because their id was seen within the dedup window",
+            m.dedup_hits.clone(),
         );
         registry.register_with_unit(
             "stored",
@@ -168,6 +175,7 @@ impl Metrics {
             &self.bytes_out,
             &self.acked,
             &self.redelivered,
+            &self.dedup_hits,
         ] {
             family.remove(&label);
         }

@@ -1,5 +1,6 @@
-//! Publish: route each message to its partition, encrypt it into one record batch per
-//! partition, queue the batches in request order, then await their offsets.
+//! Publish: drop messages whose id was already stored (dedup), route each of the rest to
+//! its partition, encrypt them into one record batch per partition, queue the batches
+//! in request order, then await their offsets.
 //!
 //! Preparing and queueing happen on the connection's read path, one request after the
 //! other, so a producer's pipelined publishes land in the order it sent them; only the
@@ -10,20 +11,33 @@ use std::time::Instant;
 
 use swarmmq_protocol::{PublishRequest, PublishResponse, PublishRun};
 use swarmmq_storage::{BatchBuilder, RecordHeaderRef, RecordInput};
-use swarmmq_types::{ErrorCode, PartitionId, now_ms, partition_for_key};
-use tokio::sync::oneshot;
+use swarmmq_types::{ErrorCode, Offset, PartitionId, now_ms, partition_for_key};
+use tokio::sync::{oneshot, watch};
 
 use crate::broker::Broker;
+use crate::dedup::{Lookup, Stored, Ticket};
 use crate::destination::Destination;
 use crate::error::RequestError;
 use crate::metrics::Metrics;
 
+/// Where one message of the request ends up.
+enum Placement {
+    /// Stored now: its partition and index within that partition's batch.
+    New(PartitionId, u32),
+    /// Already stored within the dedup window.
+    Duplicate(Stored),
+    /// Another publish (or an earlier message of this one) is storing the same id.
+    Waiting(watch::Receiver<Option<Stored>>),
+}
+
 /// A publish whose batches are queued; [`PendingPublish::finish`] waits for them.
 pub(crate) struct PendingPublish {
     dest: Option<Arc<Destination>>,
-    /// Per message, in request order: its partition and index within that partition's batch.
-    placement: Vec<(PartitionId, u32)>,
+    placement: Vec<Placement>,
+    /// Id reservations of the stored messages: (partition, index in batch, ticket).
+    tickets: Vec<(PartitionId, u32, Ticket)>,
     waits: Vec<(PartitionId, oneshot::Receiver<Result<u64, RequestError>>)>,
+    stored_messages: u64,
     payload_bytes: u64,
     started: Instant,
 }
@@ -34,25 +48,23 @@ pub(crate) async fn prepare(
     producer_id: u64,
 ) -> Result<PendingPublish, RequestError> {
     let started = Instant::now();
+    let mut pending = PendingPublish {
+        dest: None,
+        placement: Vec::with_capacity(req.messages.len()),
+        tickets: Vec::new(),
+        waits: Vec::new(),
+        stored_messages: 0,
+        payload_bytes: 0,
+        started,
+    };
     if req.messages.is_empty() {
-        return Ok(PendingPublish {
-            dest: None,
-            placement: Vec::new(),
-            waits: Vec::new(),
-            payload_bytes: 0,
-            started,
-        });
+        return Ok(pending);
     }
     let dest = broker.get_or_create(&req.destination).await?;
     let n = dest.spec.partitions;
     if let Some(p) = req.partition {
         dest.partition(p)?;
     }
-    let sticky = req.partition.unwrap_or_else(|| dest.next_sticky());
-    let now = now_ms();
-    let mut per_partition: Vec<Vec<usize>> = vec![Vec::new(); n as usize];
-    let mut placement = Vec::with_capacity(req.messages.len());
-    let mut payload_bytes = 0u64;
     for (i, m) in req.messages.iter().enumerate() {
         if m.payload.len() > dest.spec.max_message_bytes as usize {
             return Err(RequestError::new(
@@ -65,20 +77,71 @@ pub(crate) async fn prepare(
                 ),
             ));
         }
-        payload_bytes += m.payload.len() as u64;
-        let p = match (&m.key, req.partition) {
-            (_, Some(p)) => p,
-            (Some(key), None) => partition_for_key(key, n),
-            (None, None) => sticky,
-        };
-        let slot = per_partition
-            .get_mut(p as usize)
-            .ok_or_else(|| RequestError::new(ErrorCode::Internal, "partition out of range"))?;
-        placement.push((p, slot.len() as u32));
-        slot.push(i);
     }
+    let sticky = req.partition.unwrap_or_else(|| dest.next_sticky());
+    let now = now_ms();
+    let mut per_partition: Vec<Vec<usize>> = vec![Vec::new(); n as usize];
+    {
+        let mut dedup = dest
+            .dedup
+            .lock()
+            .map_err(|_| RequestError::new(ErrorCode::Internal, "dedup index lock poisoned"))?;
+        for (i, m) in req.messages.iter().enumerate() {
+            let p = match (&m.key, req.partition) {
+                (_, Some(p)) => p,
+                (Some(key), None) => partition_for_key(key, n),
+                (None, None) => sticky,
+            };
+            let ticket = match &m.id {
+                Some(id) if dedup.enabled() => match dedup.lookup(id, now) {
+                    Lookup::New(t) => Some(t),
+                    Lookup::Duplicate(at) => {
+                        pending.placement.push(Placement::Duplicate(at));
+                        continue;
+                    }
+                    Lookup::InFlight(rx) => {
+                        pending.placement.push(Placement::Waiting(rx));
+                        continue;
+                    }
+                },
+                _ => None,
+            };
+            let slot = per_partition
+                .get_mut(p as usize)
+                .ok_or_else(|| RequestError::new(ErrorCode::Internal, "partition out of range"))?;
+            let index = slot.len() as u32;
+            if let Some(t) = ticket {
+                pending.tickets.push((p, index, t));
+            }
+            pending.placement.push(Placement::New(p, index));
+            pending.payload_bytes += m.payload.len() as u64;
+            pending.stored_messages += 1;
+            slot.push(i);
+        }
+    }
+    pending.dest = Some(Arc::clone(&dest));
+    // From here on, a failure must release the id reservations: `abort` does.
+    match build_and_queue(broker, &dest, &req, &per_partition, producer_id, now).await {
+        Ok(waits) => {
+            pending.waits = waits;
+            Ok(pending)
+        }
+        Err(e) => {
+            pending.abort();
+            Err(e)
+        }
+    }
+}
+
+async fn build_and_queue(
+    broker: &Broker,
+    dest: &Destination,
+    req: &PublishRequest,
+    per_partition: &[Vec<usize>],
+    producer_id: u64,
+    now: i64,
+) -> Result<Vec<(PartitionId, oneshot::Receiver<Result<u64, RequestError>>)>, RequestError> {
     let mut batches = Vec::new();
-    let mut headers: Vec<RecordHeaderRef<'_>> = Vec::new();
     for (p, indexes) in per_partition.iter().enumerate() {
         if indexes.is_empty() {
             continue;
@@ -93,11 +156,14 @@ pub(crate) async fn prepare(
             let Some(m) = req.messages.get(*i) else {
                 continue;
             };
-            headers.clear();
-            headers.extend(m.headers.iter().map(|h| RecordHeaderRef {
-                name: &h.name,
-                value: &h.value,
-            }));
+            let headers: Vec<RecordHeaderRef<'_>> = m
+                .headers
+                .iter()
+                .map(|h| RecordHeaderRef {
+                    name: &h.name,
+                    value: &h.value,
+                })
+                .collect();
             let ttl = m.ttl_ms.or(dest.spec.default_ttl_ms);
             builder.push(RecordInput {
                 timestamp_ms: now,
@@ -118,22 +184,26 @@ pub(crate) async fn prepare(
         let rx = dest.partition(p)?.enqueue(batch).await?;
         waits.push((p, rx));
     }
-    Ok(PendingPublish {
-        dest: Some(dest),
-        placement,
-        waits,
-        payload_bytes,
-        started,
-    })
+    Ok(waits)
 }
 
 impl PendingPublish {
+    fn abort(&mut self) {
+        if let Some(dest) = &self.dest
+            && let Ok(mut dedup) = dest.dedup.lock()
+        {
+            for (_, _, t) in self.tickets.drain(..) {
+                dedup.abort(t);
+            }
+        }
+    }
+
     /// Waits until every batch is durable and answers with the offsets, as runs in
     /// request order.
-    pub async fn finish(self, metrics: &Metrics) -> Result<PublishResponse, RequestError> {
+    pub async fn finish(mut self, metrics: &Metrics) -> Result<PublishResponse, RequestError> {
         let mut bases: Vec<Option<u64>> = Vec::new();
         let mut first_err = None;
-        for (p, rx) in self.waits {
+        for (p, rx) in std::mem::take(&mut self.waits) {
             let result = rx
                 .await
                 .unwrap_or_else(|_| Err(RequestError::shutting_down()));
@@ -150,41 +220,85 @@ impl PendingPublish {
             }
         }
         if let Some(e) = first_err {
+            self.abort();
             return Err(e);
         }
-        let mut runs: Vec<PublishRun> = Vec::new();
-        for (p, idx) in &self.placement {
-            let base =
-                bases.get(*p as usize).copied().flatten().ok_or_else(|| {
-                    RequestError::new(ErrorCode::Internal, "missing append result")
-                })?;
-            let offset = base + u64::from(*idx);
-            match runs.last_mut() {
-                Some(r) if r.partition == *p && r.base_offset + u64::from(r.count) == offset => {
-                    r.count += 1;
-                }
-                _ => runs.push(PublishRun {
-                    partition: *p,
-                    base_offset: offset,
-                    count: 1,
-                    duplicate: false,
-                }),
+        let base_of = |p: PartitionId| -> Result<u64, RequestError> {
+            bases
+                .get(p as usize)
+                .copied()
+                .flatten()
+                .ok_or_else(|| RequestError::new(ErrorCode::Internal, "missing append result"))
+        };
+        if let Some(dest) = &self.dest
+            && let Ok(mut dedup) = dest.dedup.lock()
+        {
+            for (p, idx, t) in self.tickets.drain(..) {
+                let at = (p, base_of(p)? + u64::from(idx));
+                dedup.complete(t, at);
             }
+        }
+        let mut runs: Vec<PublishRun> = Vec::new();
+        let mut duplicates = 0u64;
+        for placement in std::mem::take(&mut self.placement) {
+            let (p, offset, duplicate) = match placement {
+                Placement::New(p, idx) => (p, base_of(p)? + u64::from(idx), false),
+                Placement::Duplicate((p, o)) => (p, o, true),
+                Placement::Waiting(rx) => {
+                    let (p, o) = wait_for_first_copy(rx).await?;
+                    (p, o, true)
+                }
+            };
+            duplicates += u64::from(duplicate);
+            push_run(&mut runs, p, offset, duplicate);
         }
         if let Some(dest) = &self.dest {
             let label = Metrics::dest(&dest.name);
             metrics
                 .messages_in
                 .get_or_create(&label)
-                .inc_by(self.placement.len() as u64);
+                .inc_by(self.stored_messages);
             metrics
                 .bytes_in
                 .get_or_create(&label)
                 .inc_by(self.payload_bytes);
+            if duplicates > 0 {
+                metrics.dedup_hits.get_or_create(&label).inc_by(duplicates);
+            }
         }
         metrics
             .publish_latency
             .observe(self.started.elapsed().as_secs_f64());
         Ok(PublishResponse { runs })
+    }
+}
+
+async fn wait_for_first_copy(
+    mut rx: watch::Receiver<Option<Stored>>,
+) -> Result<Stored, RequestError> {
+    match rx.wait_for(|v| v.is_some()).await {
+        Ok(v) => v.ok_or_else(|| RequestError::new(ErrorCode::Internal, "dedup wait ended empty")),
+        Err(_) => Err(RequestError::new(
+            ErrorCode::Busy,
+            "the first copy of this message id failed to store; publish it again",
+        )),
+    }
+}
+
+fn push_run(runs: &mut Vec<PublishRun>, partition: PartitionId, offset: Offset, duplicate: bool) {
+    match runs.last_mut() {
+        Some(r)
+            if r.partition == partition
+                && r.duplicate == duplicate
+                && r.base_offset + u64::from(r.count) == offset =>
+        {
+            r.count += 1;
+        }
+        _ => runs.push(PublishRun {
+            partition,
+            base_offset: offset,
+            count: 1,
+            duplicate,
+        }),
     }
 }

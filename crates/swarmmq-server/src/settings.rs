@@ -33,6 +33,8 @@ pub struct NodeSettings {
     pub ack_timeout: Duration,
     pub max_delivery_attempts: u32,
     pub dedup_window: Duration,
+    /// Most message ids one destination remembers for dedup (memory bound).
+    pub dedup_max_entries: usize,
     pub limits: Limits,
     /// How often retention runs.
     pub retention_check_interval: Duration,
@@ -62,6 +64,7 @@ impl NodeSettings {
             ack_timeout: Duration::from_secs(30),
             max_delivery_attempts: 5,
             dedup_window: Duration::from_secs(120),
+            dedup_max_entries: 100_000,
             limits: Limits::DEFAULT,
             retention_check_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),

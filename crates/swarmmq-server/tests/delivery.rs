@@ -200,3 +200,91 @@ async fn restart_keeps_messages_and_acks() {
     node.shutdown();
     node.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_message_id_is_answered_with_the_first_offset_even_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), |s| s.dedup_window = Duration::from_secs(60)).await;
+    let addr = node.client_addr().to_string();
+    let p = Producer::connect(&addr, ProducerConfig::default())
+        .await
+        .unwrap();
+    let id = swarmmq_client::MessageId::text("order-1").unwrap();
+    let first = p
+        .send("dd", Message::new("a").with_id(id.clone()))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let other = p
+        .send("dd", Message::new("b"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let again = p
+        .send("dd", Message::new("a2").with_id(id.clone()))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(!first.duplicate && again.duplicate);
+    assert_eq!(
+        (again.partition, again.offset),
+        (first.partition, first.offset)
+    );
+    assert_eq!(
+        other.offset,
+        first.offset + 1,
+        "the duplicate was not stored"
+    );
+    node.shutdown();
+    node.wait().await.unwrap();
+
+    let node = start(dir.path(), |s| s.dedup_window = Duration::from_secs(60)).await;
+    let addr = node.client_addr().to_string();
+    let p = Producer::connect(&addr, ProducerConfig::default())
+        .await
+        .unwrap();
+    let after = p
+        .send("dd", Message::new("a3").with_id(id))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(after.duplicate, "the window survives a restart");
+    assert_eq!(after.offset, first.offset);
+
+    // Outside the window the id is new again.
+    Admin::connect(&addr)
+        .await
+        .unwrap()
+        .create_destination(
+            "dd2",
+            1,
+            DestinationConfig {
+                dedup_window_ms: Some(50),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let id = swarmmq_client::MessageId::text("order-1").unwrap();
+    let once = p
+        .send("dd2", Message::new("x").with_id(id.clone()))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let late = p
+        .send("dd2", Message::new("y").with_id(id))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(!late.duplicate);
+    assert_eq!(late.offset, once.offset + 1);
+    node.shutdown();
+    node.wait().await.unwrap();
+}
