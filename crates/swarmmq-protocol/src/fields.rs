@@ -280,6 +280,8 @@ mod tag {
     pub const DEDUP_WINDOW_MS: u16 = 6;
     pub const DLQ_ENABLED: u16 = 7;
     pub const DEFAULT_TTL_MS: u16 = 8;
+    pub const EXPIRED_TO_DLQ: u16 = 9;
+    pub const PRIORITY_AGING_MS: u16 = 10;
 }
 
 /// `u16` entry count, then per entry: tag u16, value length u16, value. Unset fields are
@@ -294,8 +296,10 @@ pub(crate) fn put_config(out: &mut BytesMut, c: &DestinationConfig) {
         c.dedup_window_ms.is_some(),
         c.dlq_enabled.is_some(),
         c.default_ttl_ms.is_some(),
+        c.expired_to_dlq.is_some(),
+        c.priority_aging_ms.is_some(),
     ];
-    // At most 8 entries, so the count always fits.
+    // At most 10 entries, so the count always fits.
     out.put_u16(set.iter().filter(|&&s| s).count() as u16);
     // Tag order keeps the encoding canonical (one byte string per config).
     if let Some(v) = c.retention_ms {
@@ -322,6 +326,12 @@ pub(crate) fn put_config(out: &mut BytesMut, c: &DestinationConfig) {
     if let Some(v) = c.default_ttl_ms {
         put_tlv(out, tag::DEFAULT_TTL_MS, &v.to_be_bytes());
     }
+    if let Some(v) = c.expired_to_dlq {
+        put_tlv(out, tag::EXPIRED_TO_DLQ, &[u8::from(v)]);
+    }
+    if let Some(v) = c.priority_aging_ms {
+        put_tlv(out, tag::PRIORITY_AGING_MS, &v.to_be_bytes());
+    }
 }
 
 fn put_tlv(out: &mut BytesMut, t: u16, value: &[u8]) {
@@ -346,9 +356,10 @@ pub(crate) fn read_config(r: &mut Reader) -> Result<DestinationConfig, ProtocolE
             | tag::RETENTION_BYTES
             | tag::ACK_TIMEOUT_MS
             | tag::DEDUP_WINDOW_MS
-            | tag::DEFAULT_TTL_MS => 8,
+            | tag::DEFAULT_TTL_MS
+            | tag::PRIORITY_AGING_MS => 8,
             tag::MAX_MESSAGE_BYTES | tag::MAX_DELIVERY_ATTEMPTS => 4,
-            tag::DLQ_ENABLED => 1,
+            tag::DLQ_ENABLED | tag::EXPIRED_TO_DLQ => 1,
             _ => {
                 // A newer peer's setting: skip it so old nodes still read new configs.
                 r.skip("config value", usize::from(len))?;
@@ -376,7 +387,9 @@ pub(crate) fn read_config(r: &mut Reader) -> Result<DestinationConfig, ProtocolE
             }
             tag::DEDUP_WINDOW_MS => c.dedup_window_ms = Some(r.u64("dedup_window_ms")?),
             tag::DLQ_ENABLED => c.dlq_enabled = Some(r.bool("dlq_enabled")?),
-            _ => c.default_ttl_ms = Some(r.u64("default_ttl_ms")?),
+            tag::DEFAULT_TTL_MS => c.default_ttl_ms = Some(r.u64("default_ttl_ms")?),
+            tag::EXPIRED_TO_DLQ => c.expired_to_dlq = Some(r.bool("expired_to_dlq")?),
+            _ => c.priority_aging_ms = Some(r.u64("priority_aging_ms")?),
         }
     }
     Ok(c)
@@ -524,10 +537,13 @@ mod tests {
             dedup_window_ms: Some(6),
             dlq_enabled: Some(false),
             default_ttl_ms: Some(8),
+            expired_to_dlq: Some(true),
+            priority_aging_ms: Some(10),
         };
         let mut out = BytesMut::new();
         put_config(&mut out, &c);
-        assert_eq!(out.len(), 2 + 8 * 4 + 5 * 8 + 2 * 4 + 1);
+        // Count, 10 tag+length pairs, six u64, two u32, two bools.
+        assert_eq!(out.len(), 2 + 10 * 4 + 6 * 8 + 2 * 4 + 2);
         assert_eq!(read(&out, read_config), Ok(c));
     }
 

@@ -12,6 +12,7 @@
 mod error;
 mod fields;
 mod framer;
+mod groups;
 mod header;
 mod message;
 mod pull_encoder;

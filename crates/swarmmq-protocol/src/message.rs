@@ -17,10 +17,18 @@ pub enum Opcode {
     DescribeDestination = 8,
     Health = 9,
     Metadata = 10,
+    JoinGroup = 11,
+    Heartbeat = 12,
+    LeaveGroup = 13,
+    CommitOffsets = 14,
+    Seek = 15,
+    ExtendLease = 16,
+    ListGroups = 17,
+    DescribeGroup = 18,
 }
 
 impl Opcode {
-    pub const ALL: [Opcode; 10] = [
+    pub const ALL: [Opcode; 18] = [
         Opcode::Publish,
         Opcode::Pull,
         Opcode::Ack,
@@ -31,6 +39,14 @@ impl Opcode {
         Opcode::DescribeDestination,
         Opcode::Health,
         Opcode::Metadata,
+        Opcode::JoinGroup,
+        Opcode::Heartbeat,
+        Opcode::LeaveGroup,
+        Opcode::CommitOffsets,
+        Opcode::Seek,
+        Opcode::ExtendLease,
+        Opcode::ListGroups,
+        Opcode::DescribeGroup,
     ];
 
     pub fn as_u8(self) -> u8 {
@@ -119,6 +135,9 @@ pub struct PullRequest {
     pub partition: Option<PartitionId>,
     /// Acknowledge on delivery (at-most-once, `--no-ack`).
     pub auto_ack: bool,
+    /// Ordered mode: the member's generation from join or heartbeat (fencing: a stale
+    /// one gets `STALE_GENERATION`). 0 in shared mode.
+    pub generation: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,7 +172,11 @@ pub struct AckRequest {
     pub destination: String,
     pub group: String,
     pub consumer_id: String,
+    /// Shared mode: these offsets are done. Ordered mode: commits each range's
+    /// partition up to the range's end.
     pub ranges: Vec<OffsetRange>,
+    /// As in [`PullRequest::generation`]: the member's generation; 0 in shared mode.
+    pub generation: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,6 +187,11 @@ pub struct NackRequest {
     pub ranges: Vec<OffsetRange>,
     /// Deliverable again after this many ms (0: at once).
     pub delay_ms: u32,
+    /// As in [`PullRequest::generation`]: the member's generation; 0 in shared mode.
+    pub generation: u32,
+    /// The consumer's last error text, kept in the DLQ headers if the message ends
+    /// there; at most `max_text_bytes`, may be empty.
+    pub reason: String,
 }
 
 /// Answer to ack and nack: how many offsets changed state (already-acked ones do not).
@@ -185,6 +213,11 @@ pub struct DestinationConfig {
     pub dedup_window_ms: Option<u64>,
     pub dlq_enabled: Option<bool>,
     pub default_ttl_ms: Option<u64>,
+    /// Move messages whose TTL ran out to the DLQ instead of dropping them.
+    pub expired_to_dlq: Option<bool>,
+    /// Priority aging: a waiting message's effective priority rises one level per
+    /// this many ms, so low priorities are not starved (0: no aging).
+    pub priority_aging_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -236,6 +269,178 @@ pub struct MetadataResponse {
     pub destinations: Vec<DestinationInfo>,
 }
 
+/// How a consumer group hands out messages; fixed when the group is created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum GroupMode {
+    /// A queue: any member may get any message, each delivery is a lease that ack
+    /// ends and nack or expiry redelivers.
+    #[default]
+    Shared = 0,
+    /// A stream: each partition belongs to one member at a time, which consumes it in
+    /// order and commits an offset.
+    Ordered = 1,
+}
+
+/// Where a seek moves a group's position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeekPosition {
+    /// The first offset still stored.
+    Earliest,
+    /// The end of the partition: only messages published from now on.
+    Latest,
+    /// This offset.
+    Offset(u64),
+    /// The first message with a timestamp at or after this Unix time in ms.
+    Timestamp(i64),
+}
+
+/// An offset of one partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionOffset {
+    pub partition: PartitionId,
+    pub offset: Offset,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinGroupRequest {
+    pub destination: String,
+    pub group: String,
+    pub consumer_id: String,
+    /// `None`: the group's existing mode (or [`GroupMode::Shared`] when the group is new).
+    pub mode: Option<GroupMode>,
+    /// The member is dropped (and its partitions reassigned) after this long without
+    /// a heartbeat; the node may clamp it to its own bounds.
+    pub session_timeout_ms: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinGroupResponse {
+    pub mode: GroupMode,
+    /// Sent back with every pull, ack and commit of an ordered group.
+    pub generation: u32,
+    /// Partitions this member owns now (ordered); every partition (shared).
+    pub assignment: Vec<PartitionId>,
+    pub heartbeat_interval_ms: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatRequest {
+    pub destination: String,
+    pub group: String,
+    pub consumer_id: String,
+    pub generation: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatResponse {
+    /// The member's current generation; use it from now on.
+    pub generation: u32,
+    pub assignment: Vec<PartitionId>,
+    /// Partitions taken from this member since its last heartbeat: stop, commit, forget.
+    pub revoked: Vec<PartitionId>,
+    /// A rebalance is under way: partitions may still move.
+    pub rebalancing: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaveGroupRequest {
+    pub destination: String,
+    pub group: String,
+    pub consumer_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitOffsetsRequest {
+    pub destination: String,
+    pub group: String,
+    pub consumer_id: String,
+    pub generation: u32,
+    /// The next offset to consume, per partition.
+    pub offsets: Vec<PartitionOffset>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeekRequest {
+    pub destination: String,
+    pub group: String,
+    /// `None`: every partition.
+    pub partition: Option<PartitionId>,
+    pub position: SeekPosition,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeekResponse {
+    /// The group's new position, per partition moved.
+    pub offsets: Vec<PartitionOffset>,
+}
+
+/// Lengthens the leases of messages still being worked on (shared mode).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtendLeaseRequest {
+    pub destination: String,
+    pub group: String,
+    pub consumer_id: String,
+    pub ranges: Vec<OffsetRange>,
+    /// The leases now end this many ms from when the node handles the request.
+    pub extend_ms: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSummary {
+    pub group: String,
+    pub destination: String,
+    pub mode: GroupMode,
+    pub members: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub consumer_id: String,
+    /// Owned partitions (ordered); empty in shared mode.
+    pub partitions: Vec<PartitionId>,
+    /// Unix time in ms of the member's last heartbeat or request.
+    pub last_seen_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupPartitionInfo {
+    pub partition: PartitionId,
+    /// The member that owns the partition (ordered), if any.
+    pub owner: Option<String>,
+    /// Everything below is acknowledged (shared) or committed (ordered).
+    pub committed: Offset,
+    pub end_offset: Offset,
+    /// Messages from `committed` to `end_offset` not yet acknowledged or committed.
+    pub lag: u64,
+    /// Delivered and leased, not yet acknowledged.
+    pub in_flight: u64,
+    /// Deliverable now.
+    pub pending: u64,
+    /// Waiting for their deliver-at time or a nack delay.
+    pub delayed: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group: String,
+    pub destination: String,
+    pub mode: GroupMode,
+    pub generation: u32,
+    pub members: Vec<MemberInfo>,
+    pub partitions: Vec<GroupPartitionInfo>,
+    /// Messages moved to the DLQ so far.
+    pub dlq_moved: u64,
+    /// Messages whose TTL ran out before delivery.
+    pub expired: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DescribeGroupRequest {
+    pub destination: String,
+    pub group: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrorResponse {
     pub code: ErrorCode,
@@ -254,6 +459,14 @@ pub enum Request {
     DescribeDestination { name: String },
     Health,
     Metadata,
+    JoinGroup(JoinGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    CommitOffsets(CommitOffsetsRequest),
+    Seek(SeekRequest),
+    ExtendLease(ExtendLeaseRequest),
+    ListGroups,
+    DescribeGroup(DescribeGroupRequest),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -268,6 +481,16 @@ pub enum Response {
     DescribeDestination(DestinationInfo),
     Health(HealthResponse),
     Metadata(MetadataResponse),
+    JoinGroup(JoinGroupResponse),
+    Heartbeat(HeartbeatResponse),
+    LeaveGroup,
+    CommitOffsets,
+    Seek(SeekResponse),
+    /// How many leases were extended (offsets no longer leased to the member do not
+    /// count).
+    ExtendLease(AckResponse),
+    ListGroups(Vec<GroupSummary>),
+    DescribeGroup(GroupDescription),
     /// Any operation may be answered with an error instead.
     Error(ErrorResponse),
 }
@@ -285,6 +508,14 @@ impl Request {
             Request::DescribeDestination { .. } => Opcode::DescribeDestination,
             Request::Health => Opcode::Health,
             Request::Metadata => Opcode::Metadata,
+            Request::JoinGroup(_) => Opcode::JoinGroup,
+            Request::Heartbeat(_) => Opcode::Heartbeat,
+            Request::LeaveGroup(_) => Opcode::LeaveGroup,
+            Request::CommitOffsets(_) => Opcode::CommitOffsets,
+            Request::Seek(_) => Opcode::Seek,
+            Request::ExtendLease(_) => Opcode::ExtendLease,
+            Request::ListGroups => Opcode::ListGroups,
+            Request::DescribeGroup(_) => Opcode::DescribeGroup,
         }
     }
 }
@@ -303,6 +534,14 @@ impl Response {
             Response::DescribeDestination(_) => Opcode::DescribeDestination,
             Response::Health(_) => Opcode::Health,
             Response::Metadata(_) => Opcode::Metadata,
+            Response::JoinGroup(_) => Opcode::JoinGroup,
+            Response::Heartbeat(_) => Opcode::Heartbeat,
+            Response::LeaveGroup => Opcode::LeaveGroup,
+            Response::CommitOffsets => Opcode::CommitOffsets,
+            Response::Seek(_) => Opcode::Seek,
+            Response::ExtendLease(_) => Opcode::ExtendLease,
+            Response::ListGroups(_) => Opcode::ListGroups,
+            Response::DescribeGroup(_) => Opcode::DescribeGroup,
             Response::Error(_) => return None,
         })
     }

@@ -7,12 +7,17 @@ use crate::fields::{
     MIN_MESSAGE_TAIL, MessageTail, message_size_hint, put_config, put_message_tail, put_priority,
     put_ranges, read_config, read_message_tail, read_priority, read_ranges,
 };
+use crate::groups::{
+    put_mode, put_offsets, put_seek_position, read_mode, read_offsets, read_seek_position,
+};
 use crate::header::check_body_len;
 use crate::reader::Reader;
 use crate::writer::{encode_frame, put_bool, put_count, put_opt, put_str};
 use crate::{
-    AckRequest, Acks, CreateDestinationRequest, Flags, FrameHeader, NackRequest, Opcode,
-    ProtocolError, PublishMessage, PublishRequest, PullRequest, Request,
+    AckRequest, Acks, CommitOffsetsRequest, CreateDestinationRequest, DescribeGroupRequest,
+    ExtendLeaseRequest, Flags, FrameHeader, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    NackRequest, Opcode, ProtocolError, PublishMessage, PublishRequest, PullRequest, Request,
+    SeekRequest,
 };
 
 /// priority + deliver_at presence + ttl presence + the shared message tail.
@@ -80,12 +85,14 @@ fn put_request_body(
                 Ok(())
             })?;
             put_bool(out, p.auto_ack);
+            out.put_u32(p.generation);
         }
         Request::Ack(a) => {
             put_str(out, "destination", &a.destination, text)?;
             put_str(out, "group", &a.group, text)?;
             put_str(out, "consumer id", &a.consumer_id, text)?;
             put_ranges(out, &a.ranges, limits)?;
+            out.put_u32(a.generation);
         }
         Request::Nack(n) => {
             put_str(out, "destination", &n.destination, text)?;
@@ -93,6 +100,8 @@ fn put_request_body(
             put_str(out, "consumer id", &n.consumer_id, text)?;
             put_ranges(out, &n.ranges, limits)?;
             out.put_u32(n.delay_ms);
+            out.put_u32(n.generation);
+            put_str(out, "nack reason", &n.reason, text)?;
         }
         Request::CreateDestination(c) => {
             put_str(out, "destination name", &c.name, text)?;
@@ -107,7 +116,55 @@ fn put_request_body(
         Request::DeleteDestination { name } | Request::DescribeDestination { name } => {
             put_str(out, "destination name", name, text)?;
         }
-        Request::ListDestinations | Request::Health | Request::Metadata => {}
+        Request::JoinGroup(j) => {
+            put_str(out, "destination", &j.destination, text)?;
+            put_str(out, "group", &j.group, text)?;
+            put_str(out, "consumer id", &j.consumer_id, text)?;
+            put_opt(out, j.mode, |o, m| {
+                put_mode(o, m);
+                Ok(())
+            })?;
+            out.put_u32(j.session_timeout_ms);
+        }
+        Request::Heartbeat(h) => {
+            put_str(out, "destination", &h.destination, text)?;
+            put_str(out, "group", &h.group, text)?;
+            put_str(out, "consumer id", &h.consumer_id, text)?;
+            out.put_u32(h.generation);
+        }
+        Request::LeaveGroup(l) => {
+            put_str(out, "destination", &l.destination, text)?;
+            put_str(out, "group", &l.group, text)?;
+            put_str(out, "consumer id", &l.consumer_id, text)?;
+        }
+        Request::CommitOffsets(c) => {
+            put_str(out, "destination", &c.destination, text)?;
+            put_str(out, "group", &c.group, text)?;
+            put_str(out, "consumer id", &c.consumer_id, text)?;
+            out.put_u32(c.generation);
+            put_offsets(out, &c.offsets, limits)?;
+        }
+        Request::Seek(s) => {
+            put_str(out, "destination", &s.destination, text)?;
+            put_str(out, "group", &s.group, text)?;
+            put_opt(out, s.partition, |o, v| {
+                o.put_u32(v);
+                Ok(())
+            })?;
+            put_seek_position(out, s.position);
+        }
+        Request::ExtendLease(e) => {
+            put_str(out, "destination", &e.destination, text)?;
+            put_str(out, "group", &e.group, text)?;
+            put_str(out, "consumer id", &e.consumer_id, text)?;
+            put_ranges(out, &e.ranges, limits)?;
+            out.put_u32(e.extend_ms);
+        }
+        Request::DescribeGroup(d) => {
+            put_str(out, "destination", &d.destination, text)?;
+            put_str(out, "group", &d.group, text)?;
+        }
+        Request::ListDestinations | Request::Health | Request::Metadata | Request::ListGroups => {}
     }
     Ok(())
 }
@@ -203,12 +260,14 @@ fn read_request_body(
             max_wait_ms: r.u32("max wait ms")?,
             partition: r.opt("partition", |r| r.u32("partition"))?,
             auto_ack: r.bool("auto ack")?,
+            generation: r.u32("generation")?,
         }),
         Opcode::Ack => Request::Ack(AckRequest {
             destination: r.string("destination", text)?,
             group: r.string("group", text)?,
             consumer_id: r.string("consumer id", text)?,
             ranges: read_ranges(r, limits)?,
+            generation: r.u32("generation")?,
         }),
         Opcode::Nack => Request::Nack(NackRequest {
             destination: r.string("destination", text)?,
@@ -216,6 +275,8 @@ fn read_request_body(
             consumer_id: r.string("consumer id", text)?,
             ranges: read_ranges(r, limits)?,
             delay_ms: r.u32("delay ms")?,
+            generation: r.u32("generation")?,
+            reason: r.string("nack reason", text)?,
         }),
         Opcode::CreateDestination => {
             let name = r.string("destination name", text)?;
@@ -242,6 +303,49 @@ fn read_request_body(
         Opcode::ListDestinations => Request::ListDestinations,
         Opcode::Health => Request::Health,
         Opcode::Metadata => Request::Metadata,
+        Opcode::JoinGroup => Request::JoinGroup(JoinGroupRequest {
+            destination: r.string("destination", text)?,
+            group: r.string("group", text)?,
+            consumer_id: r.string("consumer id", text)?,
+            mode: r.opt("group mode", read_mode)?,
+            session_timeout_ms: r.u32("session timeout ms")?,
+        }),
+        Opcode::Heartbeat => Request::Heartbeat(HeartbeatRequest {
+            destination: r.string("destination", text)?,
+            group: r.string("group", text)?,
+            consumer_id: r.string("consumer id", text)?,
+            generation: r.u32("generation")?,
+        }),
+        Opcode::LeaveGroup => Request::LeaveGroup(LeaveGroupRequest {
+            destination: r.string("destination", text)?,
+            group: r.string("group", text)?,
+            consumer_id: r.string("consumer id", text)?,
+        }),
+        Opcode::CommitOffsets => Request::CommitOffsets(CommitOffsetsRequest {
+            destination: r.string("destination", text)?,
+            group: r.string("group", text)?,
+            consumer_id: r.string("consumer id", text)?,
+            generation: r.u32("generation")?,
+            offsets: read_offsets(r, limits)?,
+        }),
+        Opcode::Seek => Request::Seek(SeekRequest {
+            destination: r.string("destination", text)?,
+            group: r.string("group", text)?,
+            partition: r.opt("partition", |r| r.u32("partition"))?,
+            position: read_seek_position(r)?,
+        }),
+        Opcode::ExtendLease => Request::ExtendLease(ExtendLeaseRequest {
+            destination: r.string("destination", text)?,
+            group: r.string("group", text)?,
+            consumer_id: r.string("consumer id", text)?,
+            ranges: read_ranges(r, limits)?,
+            extend_ms: r.u32("extend ms")?,
+        }),
+        Opcode::ListGroups => Request::ListGroups,
+        Opcode::DescribeGroup => Request::DescribeGroup(DescribeGroupRequest {
+            destination: r.string("destination", text)?,
+            group: r.string("group", text)?,
+        }),
     })
 }
 

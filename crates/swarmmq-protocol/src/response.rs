@@ -7,14 +7,18 @@ use crate::fields::{
     MIN_MESSAGE_TAIL, message_size_hint, put_destination_info, put_destination_list,
     read_destination_info, read_destination_list, read_message_tail, read_priority,
 };
+use crate::groups::{
+    put_group_description, put_group_summaries, put_mode, put_offsets, put_partitions,
+    read_group_description, read_group_summaries, read_mode, read_offsets, read_partitions,
+};
 use crate::header::check_body_len;
 use crate::pull_encoder::put_delivered_owned;
 use crate::reader::Reader;
 use crate::writer::{encode_frame, put_bool, put_count, put_str};
 use crate::{
     AckResponse, DeliveredMessage, ErrorResponse, Flags, FrameHeader, HealthResponse,
-    MetadataResponse, NodeInfo, Opcode, ProtocolError, PublishResponse, PublishRun, PullResponse,
-    Response,
+    HeartbeatResponse, JoinGroupResponse, MetadataResponse, NodeInfo, Opcode, ProtocolError,
+    PublishResponse, PublishRun, PullResponse, Response, SeekResponse,
 };
 
 /// partition + base offset + count + duplicate flag.
@@ -114,11 +118,11 @@ fn put_response_body(
                 put_delivered_owned(out, m, limits)?;
             }
         }
-        Response::Ack(a) | Response::Nack(a) => out.put_u64(a.count),
+        Response::Ack(a) | Response::Nack(a) | Response::ExtendLease(a) => out.put_u64(a.count),
         Response::CreateDestination(d) | Response::DescribeDestination(d) => {
             put_destination_info(out, d, limits)?;
         }
-        Response::DeleteDestination => {}
+        Response::DeleteDestination | Response::LeaveGroup | Response::CommitOffsets => {}
         Response::ListDestinations(list) => put_destination_list(out, list, limits)?,
         Response::Health(h) => {
             put_str(out, "status", &h.status, text)?;
@@ -136,6 +140,21 @@ fn put_response_body(
             }
             put_destination_list(out, &m.destinations, limits)?;
         }
+        Response::JoinGroup(j) => {
+            put_mode(out, j.mode);
+            out.put_u32(j.generation);
+            put_partitions(out, "assignment", &j.assignment, limits)?;
+            out.put_u32(j.heartbeat_interval_ms);
+        }
+        Response::Heartbeat(h) => {
+            out.put_u32(h.generation);
+            put_partitions(out, "assignment", &h.assignment, limits)?;
+            put_partitions(out, "revoked", &h.revoked, limits)?;
+            put_bool(out, h.rebalancing);
+        }
+        Response::Seek(s) => put_offsets(out, &s.offsets, limits)?,
+        Response::ListGroups(list) => put_group_summaries(out, list, limits)?,
+        Response::DescribeGroup(d) => put_group_description(out, d, limits)?,
         Response::Error(e) => put_error_body(out, e, limits)?,
     }
     Ok(())
@@ -220,6 +239,28 @@ fn read_response_body(
             version: r.string("version", text)?,
             uptime_ms: r.u64("uptime ms")?,
         }),
+        Opcode::JoinGroup => Response::JoinGroup(JoinGroupResponse {
+            mode: read_mode(r)?,
+            generation: r.u32("generation")?,
+            assignment: read_partitions(r, "assignment", limits)?,
+            heartbeat_interval_ms: r.u32("heartbeat interval ms")?,
+        }),
+        Opcode::Heartbeat => Response::Heartbeat(HeartbeatResponse {
+            generation: r.u32("generation")?,
+            assignment: read_partitions(r, "assignment", limits)?,
+            revoked: read_partitions(r, "revoked", limits)?,
+            rebalancing: r.bool("rebalancing")?,
+        }),
+        Opcode::LeaveGroup => Response::LeaveGroup,
+        Opcode::CommitOffsets => Response::CommitOffsets,
+        Opcode::Seek => Response::Seek(SeekResponse {
+            offsets: read_offsets(r, limits)?,
+        }),
+        Opcode::ExtendLease => Response::ExtendLease(AckResponse {
+            count: r.u64("extend count")?,
+        }),
+        Opcode::ListGroups => Response::ListGroups(read_group_summaries(r, limits)?),
+        Opcode::DescribeGroup => Response::DescribeGroup(read_group_description(r, limits)?),
         Opcode::Metadata => {
             let cluster_name = r.string("cluster name", text)?;
             // No limit names a node count; the bytes left in the frame bound it.

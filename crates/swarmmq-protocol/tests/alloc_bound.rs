@@ -70,6 +70,7 @@ fn loose() -> Limits {
         max_ack_ranges: u32::MAX,
         max_destinations: u32::MAX,
         max_partitions: u32::MAX,
+        max_groups: u32::MAX,
         max_message_bytes: u32::MAX,
         ..Limits::DEFAULT
     }
@@ -148,7 +149,72 @@ fn hostile() -> Vec<(&'static str, u8, Flags, Vec<u8>)> {
         Flags::RESPONSE | Flags::ERROR,
         vec![0, 1, 0xff, 0xff, b'x'],
     ));
+    out.extend(hostile_group_frames());
     out
+}
+
+/// The consumer-group bodies' lists and strings, each claiming far more than it carries.
+fn hostile_group_frames() -> Vec<(&'static str, u8, Flags, Vec<u8>)> {
+    let huge = u32::MAX.to_be_bytes();
+    let padded = |prefix: &[u8]| {
+        let mut b = prefix.to_vec();
+        b.extend(huge);
+        b.extend([0u8; 64]);
+        b
+    };
+    // destination "d", group "g", consumer id "c".
+    let member = [0, 1, b'd', 0, 1, b'g', 0, 1, b'c'];
+    let mut nack = member.to_vec();
+    nack.extend(0u32.to_be_bytes()); // no ranges
+    nack.extend([0; 8]); // delay, generation
+    nack.extend([0xff, 0xff, b'x']); // reason claiming 65535 bytes
+    let mut commit = member.to_vec();
+    commit.extend(0u32.to_be_bytes()); // generation
+    // group "g", destination "d", mode shared, generation 0.
+    let describe_head = [0, 1, b'g', 0, 1, b'd', 0, 0, 0, 0, 0];
+    let mut one_member = describe_head.to_vec();
+    one_member.extend(1u32.to_be_bytes());
+    one_member.extend([0, 1, b'c']);
+    let mut no_members = describe_head.to_vec();
+    no_members.extend(0u32.to_be_bytes());
+    vec![
+        ("nack reason length", 4, Flags::NONE, nack),
+        ("commit offset count", 14, Flags::NONE, padded(&commit)),
+        ("extend lease range count", 16, Flags::NONE, padded(&member)),
+        (
+            "join assignment count",
+            11,
+            Flags::RESPONSE,
+            padded(&[1, 0, 0, 0, 1]),
+        ),
+        (
+            "heartbeat assignment count",
+            12,
+            Flags::RESPONSE,
+            padded(&[0, 0, 0, 1]),
+        ),
+        (
+            "heartbeat revoked count",
+            12,
+            Flags::RESPONSE,
+            padded(&[0, 0, 0, 1, 0, 0, 0, 0]),
+        ),
+        ("seek offset count", 15, Flags::RESPONSE, padded(&[])),
+        ("group count", 17, Flags::RESPONSE, padded(&[])),
+        ("member count", 18, Flags::RESPONSE, padded(&describe_head)),
+        (
+            "member partition count",
+            18,
+            Flags::RESPONSE,
+            padded(&one_member),
+        ),
+        (
+            "group partition count",
+            18,
+            Flags::RESPONSE,
+            padded(&no_members),
+        ),
+    ]
 }
 
 fn decode(h: &FrameHeader, body: Bytes, limits: &Limits) -> bool {
@@ -245,6 +311,7 @@ fn densest_valid_frames_stay_within_the_documented_amplification() {
             };
             50_000
         ],
+        generation: 0,
     });
     for req in [many_messages, many_headers, ranges] {
         let mut out = BytesMut::new();
@@ -264,6 +331,94 @@ fn densest_valid_frames_stay_within_the_documented_amplification() {
         eprintln!(
             "{:?}: {frame_len} frame bytes -> {bytes} bytes allocated ({:.1}x)",
             req.opcode(),
+            bytes as f64 / frame_len as f64
+        );
+    }
+}
+
+/// The same for the consumer-group bodies with the most elements per byte.
+#[test]
+fn densest_group_frames_stay_within_the_documented_amplification() {
+    let limits = loose();
+    let commit = Request::CommitOffsets(CommitOffsetsRequest {
+        destination: String::new(),
+        group: String::new(),
+        consumer_id: String::new(),
+        generation: 0,
+        offsets: vec![
+            PartitionOffset {
+                partition: 0,
+                offset: 0
+            };
+            50_000
+        ],
+    });
+    let mut out = BytesMut::new();
+    encode_request(1, &commit, &limits, &mut out).unwrap();
+    let responses = [
+        (
+            Opcode::ListGroups,
+            Response::ListGroups(vec![
+                GroupSummary {
+                    group: String::new(),
+                    destination: String::new(),
+                    mode: GroupMode::Shared,
+                    members: 0,
+                };
+                50_000
+            ]),
+        ),
+        (
+            Opcode::DescribeGroup,
+            Response::DescribeGroup(GroupDescription {
+                group: String::new(),
+                destination: String::new(),
+                mode: GroupMode::Ordered,
+                generation: 0,
+                members: vec![
+                    MemberInfo {
+                        consumer_id: String::new(),
+                        partitions: vec![],
+                        last_seen_ms: 0,
+                    };
+                    50_000
+                ],
+                partitions: vec![],
+                dlq_moved: 0,
+                expired: 0,
+            }),
+        ),
+        (
+            Opcode::Heartbeat,
+            Response::Heartbeat(HeartbeatResponse {
+                generation: 0,
+                assignment: (0..100_000).collect(),
+                revoked: vec![],
+                rebalancing: false,
+            }),
+        ),
+    ];
+    for (opcode, resp) in &responses {
+        encode_response(1, *opcode, resp, &limits, &mut out).unwrap();
+    }
+    let mut framer = FrameDecoder::new(&limits);
+    while let Some(frame) = framer.decode(&mut out).unwrap() {
+        let frame_len = HEADER_LEN + frame.body.len();
+        let (bytes, ok) = allocated_by(|| match frame.header.flags.is_response() {
+            true => decode_response(&frame.header, frame.body, &limits)
+                .map(|r| responses.iter().any(|(_, want)| *want == r)),
+            false => decode_request(&frame.header, frame.body, &limits).map(|r| r == commit),
+        });
+        assert_eq!(ok, Ok(true), "opcode {}", frame.header.opcode);
+        let bound = frame_len * 13 + 64 * 1024;
+        assert!(
+            bytes <= bound,
+            "opcode {}: {bytes} bytes allocated for a {frame_len}-byte frame",
+            frame.header.opcode
+        );
+        eprintln!(
+            "opcode {}: {frame_len} frame bytes -> {bytes} bytes allocated ({:.1}x)",
+            frame.header.opcode,
             bytes as f64 / frame_len as f64
         );
     }

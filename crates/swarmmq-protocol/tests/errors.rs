@@ -244,6 +244,7 @@ fn too_many_ack_ranges_are_refused() {
         group: "g".into(),
         consumer_id: "c".into(),
         ranges: vec![range; 2],
+        generation: 0,
     });
     assert!(matches!(
         decode_req(encoded(&req), &limits).1,
@@ -324,6 +325,8 @@ fn encoder_refuses_what_the_wire_cannot_carry() {
         consumer_id: "c".into(),
         ranges: vec![reversed],
         delay_ms: 0,
+        generation: 0,
+        reason: String::new(),
     });
     assert!(matches!(
         encode_request(1, &nack, &L, &mut out),
@@ -435,4 +438,257 @@ fn publish_payloads_are_slices_of_the_frame() {
     for b in [&m.payload, m.key.as_ref().unwrap(), &m.headers[0].value] {
         assert!(range.contains(&b.as_ptr()), "{b:?} was copied");
     }
+}
+
+fn join(mode: Option<GroupMode>) -> Request {
+    Request::JoinGroup(JoinGroupRequest {
+        destination: "d".into(),
+        group: "g".into(),
+        consumer_id: "c".into(),
+        mode,
+        session_timeout_ms: 0,
+    })
+}
+
+#[test]
+fn unknown_group_mode_and_seek_tags_are_refused() {
+    let mut bytes = encoded(&join(Some(GroupMode::Ordered))).to_vec();
+    // header 16, three one-byte strings 9, presence 1: the mode byte.
+    let at = 16 + 9 + 1;
+    assert_eq!(bytes[at], 1);
+    bytes[at] = 2;
+    assert_eq!(
+        decode_req(BytesMut::from(&bytes[..]), &L).1,
+        Err(ProtocolError::InvalidTag {
+            field: "group mode",
+            value: 2
+        })
+    );
+    bytes[at - 1] = 2; // the presence byte itself
+    assert_eq!(
+        decode_req(BytesMut::from(&bytes[..]), &L).1,
+        Err(ProtocolError::InvalidTag {
+            field: "group mode",
+            value: 2
+        })
+    );
+
+    let seek = Request::Seek(SeekRequest {
+        destination: "d".into(),
+        group: "g".into(),
+        partition: None,
+        position: SeekPosition::Earliest,
+    });
+    let mut bytes = encoded(&seek).to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] = 4;
+    let (_, res) = decode_req(BytesMut::from(&bytes[..]), &L);
+    let err = res.unwrap_err();
+    assert_eq!(
+        err,
+        ProtocolError::InvalidTag {
+            field: "seek position",
+            value: 4
+        }
+    );
+    assert_eq!(err.code(), ErrorCode::MalformedFrame);
+    // An offset seek whose value is cut short.
+    bytes[last] = 2;
+    assert!(matches!(
+        decode_req(BytesMut::from(&bytes[..]), &L).1,
+        Err(ProtocolError::Truncated {
+            field: "seek offset",
+            ..
+        })
+    ));
+}
+
+/// A peer that still sends the pre-group Pull, Ack and Nack bodies (without the
+/// generation and reason) is refused as malformed, never misread.
+#[test]
+fn pre_group_pull_ack_and_nack_bodies_are_refused() {
+    let range = OffsetRange {
+        partition: 0,
+        start: 0,
+        end: 1,
+    };
+    let requests = [
+        Request::Pull(PullRequest {
+            destination: "d".into(),
+            group: "g".into(),
+            consumer_id: "c".into(),
+            max_messages: 1,
+            max_bytes: 1,
+            max_wait_ms: 0,
+            partition: None,
+            auto_ack: false,
+            generation: 0,
+        }),
+        Request::Ack(AckRequest {
+            destination: "d".into(),
+            group: "g".into(),
+            consumer_id: "c".into(),
+            ranges: vec![range],
+            generation: 0,
+        }),
+        Request::Nack(NackRequest {
+            destination: "d".into(),
+            group: "g".into(),
+            consumer_id: "c".into(),
+            ranges: vec![range],
+            delay_ms: 0,
+            generation: 0,
+            reason: String::new(),
+        }),
+    ];
+    for (req, new_bytes) in requests.iter().zip([4usize, 4, 4 + 2]) {
+        let mut bytes = encoded(req).to_vec();
+        bytes.truncate(bytes.len() - new_bytes);
+        let body_len = (bytes.len() - HEADER_LEN) as u32;
+        bytes[12..16].copy_from_slice(&body_len.to_be_bytes());
+        let (_, res) = decode_req(BytesMut::from(&bytes[..]), &L);
+        let err = res.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProtocolError::Truncated {
+                    field: "generation",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.code(), ErrorCode::MalformedFrame);
+    }
+}
+
+#[test]
+fn nack_reason_past_max_text_bytes_is_refused_both_ways() {
+    let limits = Limits {
+        max_text_bytes: 8,
+        ..Limits::DEFAULT
+    };
+    let nack = Request::Nack(NackRequest {
+        destination: "d".into(),
+        group: "g".into(),
+        consumer_id: "c".into(),
+        ranges: vec![],
+        delay_ms: 0,
+        generation: 0,
+        reason: "123456789".into(),
+    });
+    let expected = ProtocolError::TooLong {
+        field: "nack reason",
+        len: 9,
+        limit: 8,
+    };
+    let mut out = BytesMut::new();
+    assert_eq!(
+        encode_request(1, &nack, &limits, &mut out),
+        Err(expected.clone())
+    );
+    assert!(out.is_empty());
+    let (_, res) = decode_req(encoded(&nack), &limits);
+    assert_eq!(res, Err(expected));
+}
+
+#[test]
+fn group_lists_past_their_limits_are_refused_both_ways() {
+    let limits = Limits {
+        max_partitions: 1,
+        max_ack_ranges: 1,
+        max_groups: 1,
+        ..Limits::DEFAULT
+    };
+    let offset = PartitionOffset {
+        partition: 0,
+        offset: 0,
+    };
+    let commit = Request::CommitOffsets(CommitOffsetsRequest {
+        destination: "d".into(),
+        group: "g".into(),
+        consumer_id: "c".into(),
+        generation: 1,
+        offsets: vec![offset; 2],
+    });
+    let over = |field, count| ProtocolError::CountOverLimit {
+        field,
+        count,
+        limit: 1,
+    };
+    let mut out = BytesMut::new();
+    assert_eq!(
+        encode_request(1, &commit, &limits, &mut out),
+        Err(over("offsets", 2))
+    );
+    assert_eq!(
+        decode_req(encoded(&commit), &limits).1,
+        Err(over("offsets", 2))
+    );
+
+    let summary = GroupSummary {
+        group: "g".into(),
+        destination: "d".into(),
+        mode: GroupMode::Shared,
+        members: 0,
+    };
+    let responses = [
+        (
+            Opcode::Heartbeat,
+            Response::Heartbeat(HeartbeatResponse {
+                generation: 1,
+                assignment: vec![0],
+                revoked: vec![1, 2],
+                rebalancing: false,
+            }),
+            over("revoked", 2),
+        ),
+        (
+            Opcode::Seek,
+            Response::Seek(SeekResponse {
+                offsets: vec![offset; 2],
+            }),
+            over("offsets", 2),
+        ),
+        (
+            Opcode::ListGroups,
+            Response::ListGroups(vec![summary; 2]),
+            over("groups", 2),
+        ),
+    ];
+    for (opcode, resp, expected) in responses {
+        assert_eq!(
+            encode_response(1, opcode, &resp, &limits, &mut out),
+            Err(expected.clone())
+        );
+        assert!(out.is_empty());
+        encode_response(1, opcode, &resp, &L, &mut out).unwrap();
+        let f = FrameDecoder::new(&L).decode(&mut out).unwrap().unwrap();
+        assert_eq!(decode_response(&f.header, f.body, &limits), Err(expected));
+    }
+}
+
+#[test]
+fn stale_generation_is_a_retriable_error_answer() {
+    let answer = ErrorResponse {
+        code: ErrorCode::StaleGeneration,
+        message: "generation 3 is past; current is 4".into(),
+    };
+    let mut out = BytesMut::new();
+    encode_response(
+        7,
+        Opcode::Ack,
+        &Response::Error(answer.clone()),
+        &L,
+        &mut out,
+    )
+    .unwrap();
+    let f = FrameDecoder::new(&L).decode(&mut out).unwrap().unwrap();
+    assert_eq!((f.header.opcode, f.header.correlation_id), (3, 7));
+    let Response::Error(got) = decode_response(&f.header, f.body, &L).unwrap() else {
+        panic!("not an error")
+    };
+    assert_eq!(got, answer);
+    assert!(got.code.is_retriable());
+    assert_eq!(got.code.name(), "STALE_GENERATION");
 }

@@ -169,14 +169,22 @@ fn pull_request() {
         max_wait_ms: 500,
         partition: None,
         auto_ack: true,
+        generation: 7,
     });
     golden_request(
         2,
         req,
         "
-        53 51 01 02 00 00 00 00 00 00 00 02 00 00 00 1e
-        00 06 6f 72 64 65 72 73 00 02 67 31 00 02 63 31
-        00 00 00 0a 00 01 00 00 00 00 01 f4 00 01
+        53 51 01 02 0000 0000 00000002 00000022  # header: Pull, request, cid 2, 34 bytes
+        0006 6f7264657273                        # destination 'orders'
+        0002 6731                                # group 'g1'
+        0002 6331                                # consumer id 'c1'
+        0000000a                                 # max messages 10
+        00010000                                 # max bytes 65536
+        000001f4                                 # max wait 500 ms
+        00                                       # partition: None
+        01                                       # auto ack
+        00000007                                 # generation 7
     ",
     );
 }
@@ -192,15 +200,21 @@ fn ack_request() {
             start: 5,
             end: 7,
         }],
+        generation: 7,
     });
     golden_request(
         3,
         req,
         "
-        53 51 01 03 00 00 00 00 00 00 00 03 00 00 00 28
-        00 06 6f 72 64 65 72 73 00 02 67 31 00 02 63 31
-        00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 05
-        00 00 00 00 00 00 00 07
+        53 51 01 03 0000 0000 00000003 0000002c  # header: Ack, request, cid 3, 44 bytes
+        0006 6f7264657273                        # destination 'orders'
+        0002 6731                                # group 'g1'
+        0002 6331                                # consumer id 'c1'
+        00000001                                 # 1 range
+        00000000                                 #   partition 0
+        0000000000000005                         #   start 5
+        0000000000000007                         #   end 7 (exclusive)
+        00000007                                 # generation 7
     ",
     );
 }
@@ -217,15 +231,24 @@ fn nack_request() {
             end: 1,
         }],
         delay_ms: 1000,
+        generation: 0,
+        reason: "boom".into(),
     });
     golden_request(
         4,
         req,
         "
-        53 51 01 04 00 00 00 00 00 00 00 04 00 00 00 2c
-        00 06 6f 72 64 65 72 73 00 02 67 31 00 02 63 31
-        00 00 00 01 00 00 00 01 00 00 00 00 00 00 00 00
-        00 00 00 00 00 00 00 01 00 00 03 e8
+        53 51 01 04 0000 0000 00000004 00000036  # header: Nack, request, cid 4, 54 bytes
+        0006 6f7264657273                        # destination 'orders'
+        0002 6731                                # group 'g1'
+        0002 6331                                # consumer id 'c1'
+        00000001                                 # 1 range
+        00000001                                 #   partition 1
+        0000000000000000                         #   start 0
+        0000000000000001                         #   end 1 (exclusive)
+        000003e8                                 # delay 1000 ms
+        00000000                                 # generation 0 (shared mode)
+        0004 626f6f6d                            # reason 'boom'
     ",
     );
 }
@@ -251,6 +274,32 @@ fn create_destination_request() {
         0002                                     # 2 config entries
         0001 0008 0000000005265c00               # tag 1 retention_ms = 86400000
         0007 0001 01                             # tag 7 dlq_enabled = true
+    ",
+    );
+}
+
+/// The config tags added for consumer groups: 9 expired_to_dlq, 10 priority_aging_ms.
+#[test]
+fn create_destination_request_with_group_config_tags() {
+    let req = Request::CreateDestination(CreateDestinationRequest {
+        name: "q".into(),
+        partitions: 1,
+        config: DestinationConfig {
+            expired_to_dlq: Some(true),
+            priority_aging_ms: Some(30_000),
+            ..DestinationConfig::default()
+        },
+    });
+    golden_request(
+        13,
+        req,
+        "
+        53 51 01 05 0000 0000 0000000d 0000001a  # header: CreateDestination, cid 13, 26 bytes
+        0001 71                                  # name 'q'
+        00000001                                 # 1 partition
+        0002                                     # 2 config entries
+        0009 0001 01                             # tag 9 expired_to_dlq = true
+        000a 0008 0000000000007530               # tag 10 priority_aging_ms = 30000
     ",
     );
 }
@@ -538,6 +587,24 @@ fn error_response() {
     );
 }
 
+#[test]
+fn stale_generation_error_response() {
+    let resp = Response::Error(ErrorResponse {
+        code: ErrorCode::StaleGeneration,
+        message: "gen 3".into(),
+    });
+    golden_response(
+        14,
+        Opcode::CommitOffsets,
+        resp,
+        "
+        53 51 01 0e 0003 0000 0000000e 00000009  # header: CommitOffsets, RESPONSE|ERROR, cid 14, 9 bytes
+        0016                                     # code 22 STALE_GENERATION
+        0005 67656e2033                          # 'gen 3'
+    ",
+    );
+}
+
 /// An opcode this build does not know is answered under its own raw byte.
 #[test]
 fn error_under_unknown_opcode() {
@@ -631,4 +698,390 @@ fn docs_error_table_matches_error_codes() {
         .map(|c| (c.as_u16(), c.name().to_string(), c.is_retriable()))
         .collect();
     assert_eq!(rows, expected);
+}
+
+// Consumer groups (opcodes 11..=18).
+
+#[test]
+fn join_group_request() {
+    let req = Request::JoinGroup(JoinGroupRequest {
+        destination: "orders".into(),
+        group: "g1".into(),
+        consumer_id: "c1".into(),
+        mode: Some(GroupMode::Ordered),
+        session_timeout_ms: 30_000,
+    });
+    golden_request(
+        11,
+        req,
+        "
+        53 51 01 0b 0000 0000 0000000b 00000016  # header: JoinGroup, request, cid 11, 22 bytes
+        0006 6f7264657273                        # destination 'orders'
+        0002 6731                                # group 'g1'
+        0002 6331                                # consumer id 'c1'
+        01 01                                    # mode: Some(ordered)
+        00007530                                 # session timeout 30000 ms
+    ",
+    );
+    let shared_default = Request::JoinGroup(JoinGroupRequest {
+        destination: "q".into(),
+        group: "w".into(),
+        consumer_id: "c".into(),
+        mode: None,
+        session_timeout_ms: 0,
+    });
+    golden_request(
+        11,
+        shared_default,
+        "
+        53 51 01 0b 0000 0000 0000000b 0000000e  # header: JoinGroup, request, cid 11, 14 bytes
+        0001 71 0001 77 0001 63                  # destination 'q', group 'w', consumer 'c'
+        00                                       # mode: None (the group's, or shared)
+        00000000                                 # session timeout 0 (node default)
+    ",
+    );
+}
+
+#[test]
+fn join_group_response() {
+    let resp = Response::JoinGroup(JoinGroupResponse {
+        mode: GroupMode::Ordered,
+        generation: 3,
+        assignment: vec![0, 2],
+        heartbeat_interval_ms: 3000,
+    });
+    golden_response(
+        11,
+        Opcode::JoinGroup,
+        resp,
+        "
+        53 51 01 0b 0001 0000 0000000b 00000015  # header: JoinGroup, response, cid 11, 21 bytes
+        01                                       # mode ordered
+        00000003                                 # generation 3
+        00000002 00000000 00000002               # assignment: partitions 0 and 2
+        00000bb8                                 # heartbeat interval 3000 ms
+    ",
+    );
+}
+
+#[test]
+fn heartbeat_request() {
+    let req = Request::Heartbeat(HeartbeatRequest {
+        destination: "orders".into(),
+        group: "g1".into(),
+        consumer_id: "c1".into(),
+        generation: 3,
+    });
+    golden_request(
+        12,
+        req,
+        "
+        53 51 01 0c 0000 0000 0000000c 00000014  # header: Heartbeat, request, cid 12, 20 bytes
+        0006 6f7264657273                        # destination 'orders'
+        0002 6731                                # group 'g1'
+        0002 6331                                # consumer id 'c1'
+        00000003                                 # generation 3
+    ",
+    );
+}
+
+#[test]
+fn heartbeat_response() {
+    let resp = Response::Heartbeat(HeartbeatResponse {
+        generation: 4,
+        assignment: vec![0],
+        revoked: vec![2],
+        rebalancing: true,
+    });
+    golden_response(
+        12,
+        Opcode::Heartbeat,
+        resp,
+        "
+        53 51 01 0c 0001 0000 0000000c 00000015  # header: Heartbeat, response, cid 12, 21 bytes
+        00000004                                 # generation 4
+        00000001 00000000                        # assignment: partition 0
+        00000001 00000002                        # revoked: partition 2
+        01                                       # rebalancing
+    ",
+    );
+}
+
+#[test]
+fn leave_group_request_and_response() {
+    let req = Request::LeaveGroup(LeaveGroupRequest {
+        destination: "orders".into(),
+        group: "g1".into(),
+        consumer_id: "c1".into(),
+    });
+    golden_request(
+        13,
+        req,
+        "
+        53 51 01 0d 0000 0000 0000000d 00000010  # header: LeaveGroup, request, cid 13, 16 bytes
+        0006 6f7264657273                        # destination 'orders'
+        0002 6731                                # group 'g1'
+        0002 6331                                # consumer id 'c1'
+    ",
+    );
+    golden_response(
+        13,
+        Opcode::LeaveGroup,
+        Response::LeaveGroup,
+        "
+        53 51 01 0d 0001 0000 0000000d 00000000  # header: LeaveGroup, response, empty body
+    ",
+    );
+}
+
+#[test]
+fn commit_offsets_request_and_response() {
+    let req = Request::CommitOffsets(CommitOffsetsRequest {
+        destination: "orders".into(),
+        group: "g1".into(),
+        consumer_id: "c1".into(),
+        generation: 4,
+        offsets: vec![PartitionOffset {
+            partition: 0,
+            offset: 42,
+        }],
+    });
+    golden_request(
+        14,
+        req,
+        "
+        53 51 01 0e 0000 0000 0000000e 00000024  # header: CommitOffsets, request, cid 14, 36 bytes
+        0006 6f7264657273                        # destination 'orders'
+        0002 6731                                # group 'g1'
+        0002 6331                                # consumer id 'c1'
+        00000004                                 # generation 4
+        00000001                                 # 1 offset
+        00000000 000000000000002a                #   partition 0: next offset 42
+    ",
+    );
+    golden_response(
+        14,
+        Opcode::CommitOffsets,
+        Response::CommitOffsets,
+        "
+        53 51 01 0e 0001 0000 0000000e 00000000  # header: CommitOffsets, response, empty body
+    ",
+    );
+}
+
+#[test]
+fn seek_request() {
+    let req = Request::Seek(SeekRequest {
+        destination: "orders".into(),
+        group: "g1".into(),
+        partition: Some(1),
+        position: SeekPosition::Timestamp(1_700_000_000_000),
+    });
+    golden_request(
+        15,
+        req,
+        "
+        53 51 01 0f 0000 0000 0000000f 0000001a  # header: Seek, request, cid 15, 26 bytes
+        0006 6f7264657273                        # destination 'orders'
+        0002 6731                                # group 'g1'
+        01 00000001                              # partition: Some(1)
+        03 0000018bcfe56800                      # position: timestamp 1700000000000
+    ",
+    );
+    let every_partition = |position| {
+        Request::Seek(SeekRequest {
+            destination: "q".into(),
+            group: "w".into(),
+            partition: None,
+            position,
+        })
+    };
+    golden_request(
+        15,
+        every_partition(SeekPosition::Earliest),
+        "
+        53 51 01 0f 0000 0000 0000000f 00000008  # header: Seek, request, cid 15, 8 bytes
+        0001 71 0001 77                          # destination 'q', group 'w'
+        00                                       # partition: None (every partition)
+        00                                       # position: earliest
+    ",
+    );
+    golden_request(
+        15,
+        every_partition(SeekPosition::Latest),
+        "
+        53 51 01 0f 0000 0000 0000000f 00000008  # header: Seek, request, cid 15, 8 bytes
+        0001 71 0001 77 00                       # 'q', 'w', every partition
+        01                                       # position: latest
+    ",
+    );
+    golden_request(
+        15,
+        every_partition(SeekPosition::Offset(100)),
+        "
+        53 51 01 0f 0000 0000 0000000f 00000010  # header: Seek, request, cid 15, 16 bytes
+        0001 71 0001 77 00                       # 'q', 'w', every partition
+        02 0000000000000064                      # position: offset 100
+    ",
+    );
+}
+
+#[test]
+fn seek_response() {
+    let resp = Response::Seek(SeekResponse {
+        offsets: vec![PartitionOffset {
+            partition: 1,
+            offset: 17,
+        }],
+    });
+    golden_response(
+        15,
+        Opcode::Seek,
+        resp,
+        "
+        53 51 01 0f 0001 0000 0000000f 00000010  # header: Seek, response, cid 15, 16 bytes
+        00000001                                 # 1 offset
+        00000001 0000000000000011                #   partition 1 now at offset 17
+    ",
+    );
+}
+
+#[test]
+fn extend_lease_request_and_response() {
+    let req = Request::ExtendLease(ExtendLeaseRequest {
+        destination: "orders".into(),
+        group: "g1".into(),
+        consumer_id: "c1".into(),
+        ranges: vec![OffsetRange {
+            partition: 0,
+            start: 5,
+            end: 7,
+        }],
+        extend_ms: 30_000,
+    });
+    golden_request(
+        16,
+        req,
+        "
+        53 51 01 10 0000 0000 00000010 0000002c  # header: ExtendLease, request, cid 16, 44 bytes
+        0006 6f7264657273                        # destination 'orders'
+        0002 6731                                # group 'g1'
+        0002 6331                                # consumer id 'c1'
+        00000001                                 # 1 range
+        00000000                                 #   partition 0
+        0000000000000005                         #   start 5
+        0000000000000007                         #   end 7 (exclusive)
+        00007530                                 # extend by 30000 ms
+    ",
+    );
+    golden_response(
+        16,
+        Opcode::ExtendLease,
+        Response::ExtendLease(AckResponse { count: 2 }),
+        "
+        53 51 01 10 0001 0000 00000010 00000008  # header: ExtendLease, response, cid 16, 8 bytes
+        0000000000000002                         # 2 leases extended
+    ",
+    );
+}
+
+#[test]
+fn list_groups_request_and_response() {
+    golden_request(
+        17,
+        Request::ListGroups,
+        "
+        53 51 01 11 0000 0000 00000011 00000000  # header: ListGroups, request, empty body
+    ",
+    );
+    let resp = Response::ListGroups(vec![GroupSummary {
+        group: "g1".into(),
+        destination: "orders".into(),
+        mode: GroupMode::Ordered,
+        members: 2,
+    }]);
+    golden_response(
+        17,
+        Opcode::ListGroups,
+        resp,
+        "
+        53 51 01 11 0001 0000 00000011 00000015  # header: ListGroups, response, cid 17, 21 bytes
+        00000001                                 # 1 group
+        0002 6731                                #   group 'g1'
+        0006 6f7264657273                        #   destination 'orders'
+        01                                       #   mode ordered
+        00000002                                 #   2 members
+    ",
+    );
+}
+
+#[test]
+fn describe_group_request() {
+    let req = Request::DescribeGroup(DescribeGroupRequest {
+        destination: "orders".into(),
+        group: "g1".into(),
+    });
+    golden_request(
+        18,
+        req,
+        "
+        53 51 01 12 0000 0000 00000012 0000000c  # header: DescribeGroup, request, cid 18, 12 bytes
+        0006 6f7264657273                        # destination 'orders'
+        0002 6731                                # group 'g1'
+    ",
+    );
+}
+
+#[test]
+fn describe_group_response() {
+    let resp = Response::DescribeGroup(GroupDescription {
+        group: "g1".into(),
+        destination: "orders".into(),
+        mode: GroupMode::Ordered,
+        generation: 4,
+        members: vec![MemberInfo {
+            consumer_id: "c1".into(),
+            partitions: vec![0],
+            last_seen_ms: 1_700_000_000_000,
+        }],
+        partitions: vec![GroupPartitionInfo {
+            partition: 0,
+            owner: Some("c1".into()),
+            committed: 40,
+            end_offset: 42,
+            lag: 2,
+            in_flight: 1,
+            pending: 1,
+            delayed: 0,
+        }],
+        dlq_moved: 3,
+        expired: 1,
+    });
+    golden_response(
+        18,
+        Opcode::DescribeGroup,
+        resp,
+        "
+        53 51 01 12 0001 0000 00000012 00000076  # header: DescribeGroup, response, cid 18, 118 bytes
+        0002 6731                                # group 'g1'
+        0006 6f7264657273                        # destination 'orders'
+        01                                       # mode ordered
+        00000004                                 # generation 4
+        00000001                                 # 1 member
+        0002 6331                                #   consumer id 'c1'
+        00000001 00000000                        #   owns partition 0
+        0000018bcfe56800                         #   last seen 1700000000000
+        00000001                                 # 1 partition
+        00000000                                 #   partition 0
+        01 0002 6331                             #   owner: Some('c1')
+        0000000000000028                         #   committed 40
+        000000000000002a                         #   end offset 42
+        0000000000000002                         #   lag 2
+        0000000000000001                         #   in flight 1
+        0000000000000001                         #   pending 1
+        0000000000000000                         #   delayed 0
+        0000000000000003                         # dlq moved 3
+        0000000000000001                         # expired 1
+    ",
+    );
 }

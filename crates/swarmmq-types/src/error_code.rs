@@ -48,10 +48,13 @@ pub enum ErrorCode {
     TooManyConnections = 20,
     /// The consumer group does not exist, or is of the other mode.
     UnknownGroup = 21,
+    /// The member's generation is old or it no longer owns the partition (ordered
+    /// groups): heartbeat or rejoin, then retry with the current generation.
+    StaleGeneration = 22,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::MalformedFrame,
         ErrorCode::UnsupportedVersion,
         ErrorCode::UnknownOpcode,
@@ -73,6 +76,7 @@ impl ErrorCode {
         ErrorCode::UnknownPartition,
         ErrorCode::TooManyConnections,
         ErrorCode::UnknownGroup,
+        ErrorCode::StaleGeneration,
     ];
 
     pub fn as_u16(self) -> u16 {
@@ -108,6 +112,7 @@ impl ErrorCode {
             ErrorCode::UnknownPartition => "UNKNOWN_PARTITION",
             ErrorCode::TooManyConnections => "TOO_MANY_CONNECTIONS",
             ErrorCode::UnknownGroup => "UNKNOWN_GROUP",
+            ErrorCode::StaleGeneration => "STALE_GENERATION",
         }
     }
 
@@ -120,6 +125,7 @@ impl ErrorCode {
                 | ErrorCode::Timeout
                 | ErrorCode::ShuttingDown
                 | ErrorCode::TooManyConnections
+                | ErrorCode::StaleGeneration
         )
     }
 }
@@ -146,5 +152,41 @@ mod tests {
         assert_eq!(ErrorCode::UnknownDestination.as_u16(), 7);
         assert_eq!(ErrorCode::Unauthenticated.as_u16(), 14);
         assert_eq!(ErrorCode::Forbidden.as_u16(), 15);
+        assert_eq!(ErrorCode::StaleGeneration.as_u16(), 22);
+    }
+
+    #[test]
+    fn names_are_unique_screaming_snake() {
+        let mut names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.name()).collect();
+        for name in &names {
+            assert!(
+                name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
+                "{name}"
+            );
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+        assert_eq!(ErrorCode::StaleGeneration.to_string(), "STALE_GENERATION");
+    }
+
+    #[test]
+    fn retriable_codes_are_the_transient_ones() {
+        let retriable: Vec<ErrorCode> = ErrorCode::ALL
+            .iter()
+            .copied()
+            .filter(|c| c.is_retriable())
+            .collect();
+        assert_eq!(
+            retriable,
+            [
+                ErrorCode::Busy,
+                ErrorCode::NotOwner,
+                ErrorCode::Timeout,
+                ErrorCode::ShuttingDown,
+                ErrorCode::TooManyConnections,
+                ErrorCode::StaleGeneration,
+            ]
+        );
     }
 }

@@ -119,8 +119,9 @@ pub fn config() -> impl Strategy<Value = DestinationConfig> {
             of(any::<bool>()),
             of(any::<u64>()),
         ),
+        (of(any::<bool>()), of(any::<u64>())),
     )
-        .prop_map(|((a, b, c, d), (e, f, g, h))| DestinationConfig {
+        .prop_map(|((a, b, c, d), (e, f, g, h), (i, j))| DestinationConfig {
             retention_ms: a,
             retention_bytes: b,
             max_message_bytes: c,
@@ -129,6 +130,8 @@ pub fn config() -> impl Strategy<Value = DestinationConfig> {
             dedup_window_ms: f,
             dlq_enabled: g,
             default_ttl_ms: h,
+            expired_to_dlq: i,
+            priority_aging_ms: j,
         })
 }
 
@@ -162,7 +165,13 @@ pub fn acks() -> impl Strategy<Value = Acks> {
     prop_oneof![Just(Acks::All), Just(Acks::Leader)]
 }
 
+/// Every request, each variant about equally likely.
 pub fn request() -> impl Strategy<Value = Request> {
+    prop_oneof![10 => destination_request(), 8 => group_request()]
+}
+
+/// The requests that existed before consumer groups.
+pub fn destination_request() -> impl Strategy<Value = Request> {
     prop_oneof![
         (
             text(),
@@ -182,7 +191,8 @@ pub fn request() -> impl Strategy<Value = Request> {
             (text(), text(), text()),
             (any::<u32>(), any::<u32>(), any::<u32>()),
             of(any::<u32>()),
-            any::<bool>()
+            any::<bool>(),
+            any::<u32>(),
         )
             .prop_map(
                 |(
@@ -190,6 +200,7 @@ pub fn request() -> impl Strategy<Value = Request> {
                     (max_messages, max_bytes, max_wait_ms),
                     partition,
                     auto_ack,
+                    generation,
                 )| {
                     Request::Pull(PullRequest {
                         destination,
@@ -200,26 +211,39 @@ pub fn request() -> impl Strategy<Value = Request> {
                         max_wait_ms,
                         partition,
                         auto_ack,
+                        generation,
                     })
                 }
             ),
-        (text(), text(), text(), ranges()).prop_map(|(destination, group, consumer_id, ranges)| {
-            Request::Ack(AckRequest {
-                destination,
-                group,
-                consumer_id,
-                ranges,
-            })
-        }),
         (text(), text(), text(), ranges(), any::<u32>()).prop_map(
-            |(destination, group, consumer_id, ranges, delay_ms)| Request::Nack(NackRequest {
+            |(destination, group, consumer_id, ranges, generation)| Request::Ack(AckRequest {
                 destination,
                 group,
                 consumer_id,
                 ranges,
-                delay_ms,
+                generation,
             })
         ),
+        (
+            (text(), text(), text()),
+            ranges(),
+            any::<u32>(),
+            any::<u32>(),
+            text()
+        )
+            .prop_map(
+                |((destination, group, consumer_id), ranges, delay_ms, generation, reason)| {
+                    Request::Nack(NackRequest {
+                        destination,
+                        group,
+                        consumer_id,
+                        ranges,
+                        delay_ms,
+                        generation,
+                        reason,
+                    })
+                }
+            ),
         (text(), 0u32..=1024, config()).prop_map(|(name, partitions, config)| {
             Request::CreateDestination(CreateDestinationRequest {
                 name,
@@ -235,11 +259,209 @@ pub fn request() -> impl Strategy<Value = Request> {
     ]
 }
 
+pub fn group_mode() -> impl Strategy<Value = GroupMode> {
+    prop_oneof![Just(GroupMode::Shared), Just(GroupMode::Ordered)]
+}
+
+pub fn seek_position() -> impl Strategy<Value = SeekPosition> {
+    prop_oneof![
+        Just(SeekPosition::Earliest),
+        Just(SeekPosition::Latest),
+        any::<u64>().prop_map(SeekPosition::Offset),
+        any::<i64>().prop_map(SeekPosition::Timestamp),
+    ]
+}
+
+pub fn partitions() -> impl Strategy<Value = Vec<u32>> {
+    vec(any::<u32>(), 0..5)
+}
+
+pub fn offsets() -> impl Strategy<Value = Vec<PartitionOffset>> {
+    vec(
+        (any::<u32>(), any::<u64>())
+            .prop_map(|(partition, offset)| PartitionOffset { partition, offset }),
+        0..4,
+    )
+}
+
+/// Destination, group and consumer id.
+fn member() -> impl Strategy<Value = (String, String, String)> {
+    (text(), text(), text())
+}
+
+/// Every consumer-group request.
+pub fn group_request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        (member(), of(group_mode()), any::<u32>()).prop_map(
+            |((destination, group, consumer_id), mode, session_timeout_ms)| {
+                Request::JoinGroup(JoinGroupRequest {
+                    destination,
+                    group,
+                    consumer_id,
+                    mode,
+                    session_timeout_ms,
+                })
+            }
+        ),
+        (member(), any::<u32>()).prop_map(|((destination, group, consumer_id), generation)| {
+            Request::Heartbeat(HeartbeatRequest {
+                destination,
+                group,
+                consumer_id,
+                generation,
+            })
+        }),
+        member().prop_map(|(destination, group, consumer_id)| {
+            Request::LeaveGroup(LeaveGroupRequest {
+                destination,
+                group,
+                consumer_id,
+            })
+        }),
+        (member(), any::<u32>(), offsets()).prop_map(
+            |((destination, group, consumer_id), generation, offsets)| {
+                Request::CommitOffsets(CommitOffsetsRequest {
+                    destination,
+                    group,
+                    consumer_id,
+                    generation,
+                    offsets,
+                })
+            }
+        ),
+        (text(), text(), of(any::<u32>()), seek_position()).prop_map(
+            |(destination, group, partition, position)| Request::Seek(SeekRequest {
+                destination,
+                group,
+                partition,
+                position,
+            })
+        ),
+        (member(), ranges(), any::<u32>()).prop_map(
+            |((destination, group, consumer_id), ranges, extend_ms)| {
+                Request::ExtendLease(ExtendLeaseRequest {
+                    destination,
+                    group,
+                    consumer_id,
+                    ranges,
+                    extend_ms,
+                })
+            }
+        ),
+        Just(Request::ListGroups),
+        (text(), text()).prop_map(|(destination, group)| Request::DescribeGroup(
+            DescribeGroupRequest { destination, group }
+        )),
+    ]
+}
+
+pub fn group_description() -> impl Strategy<Value = GroupDescription> {
+    let member =
+        (text(), partitions(), any::<i64>()).prop_map(|(consumer_id, partitions, last_seen_ms)| {
+            MemberInfo {
+                consumer_id,
+                partitions,
+                last_seen_ms,
+            }
+        });
+    let partition = (
+        any::<u32>(),
+        of(text()),
+        (any::<u64>(), any::<u64>(), any::<u64>()),
+        (any::<u64>(), any::<u64>(), any::<u64>()),
+    )
+        .prop_map(
+            |(partition, owner, (committed, end_offset, lag), (in_flight, pending, delayed))| {
+                GroupPartitionInfo {
+                    partition,
+                    owner,
+                    committed,
+                    end_offset,
+                    lag,
+                    in_flight,
+                    pending,
+                    delayed,
+                }
+            },
+        );
+    (
+        (text(), text(), group_mode(), any::<u32>()),
+        vec(member, 0..3),
+        vec(partition, 0..3),
+        (any::<u64>(), any::<u64>()),
+    )
+        .prop_map(
+            |(
+                (group, destination, mode, generation),
+                members,
+                partitions,
+                (dlq_moved, expired),
+            )| {
+                GroupDescription {
+                    group,
+                    destination,
+                    mode,
+                    generation,
+                    members,
+                    partitions,
+                    dlq_moved,
+                    expired,
+                }
+            },
+        )
+}
+
+/// Every consumer-group response.
+pub fn group_response() -> impl Strategy<Value = Response> {
+    let summary = (text(), text(), group_mode(), any::<u32>()).prop_map(
+        |(group, destination, mode, members)| GroupSummary {
+            group,
+            destination,
+            mode,
+            members,
+        },
+    );
+    prop_oneof![
+        (group_mode(), any::<u32>(), partitions(), any::<u32>()).prop_map(
+            |(mode, generation, assignment, heartbeat_interval_ms)| {
+                Response::JoinGroup(JoinGroupResponse {
+                    mode,
+                    generation,
+                    assignment,
+                    heartbeat_interval_ms,
+                })
+            }
+        ),
+        (any::<u32>(), partitions(), partitions(), any::<bool>()).prop_map(
+            |(generation, assignment, revoked, rebalancing)| {
+                Response::Heartbeat(HeartbeatResponse {
+                    generation,
+                    assignment,
+                    revoked,
+                    rebalancing,
+                })
+            }
+        ),
+        Just(Response::LeaveGroup),
+        Just(Response::CommitOffsets),
+        offsets().prop_map(|offsets| Response::Seek(SeekResponse { offsets })),
+        any::<u64>().prop_map(|count| Response::ExtendLease(AckResponse { count })),
+        vec(summary, 0..4).prop_map(Response::ListGroups),
+        group_description().prop_map(Response::DescribeGroup),
+    ]
+}
+
 pub fn error_code() -> impl Strategy<Value = ErrorCode> {
     proptest::sample::select(ErrorCode::ALL.to_vec())
 }
 
+/// Every response, each variant about equally likely.
 pub fn response() -> impl Strategy<Value = Response> {
+    prop_oneof![11 => destination_response(), 8 => group_response()]
+}
+
+/// The responses that existed before consumer groups, and errors.
+pub fn destination_response() -> impl Strategy<Value = Response> {
     let run = (any::<u32>(), any::<u64>(), any::<u32>(), any::<bool>()).prop_map(
         |(partition, base_offset, count, duplicate)| PublishRun {
             partition,
