@@ -110,6 +110,7 @@ impl Consumer {
             max_wait_ms: u32::try_from(c.max_wait.as_millis()).unwrap_or(u32::MAX),
             partition: c.partition,
             auto_ack: c.auto_ack,
+            generation: 0,
         });
         match self.call(&req).await? {
             Response::Pull(p) => Ok(p.messages),
@@ -131,6 +132,7 @@ impl Consumer {
             group: self.config.group.clone(),
             consumer_id: self.config.consumer_id.clone(),
             ranges,
+            generation: 0,
         });
         match self.call(&req).await? {
             Response::Ack(a) => Ok(a.count),
@@ -154,6 +156,8 @@ impl Consumer {
             consumer_id: self.config.consumer_id.clone(),
             ranges,
             delay_ms: u32::try_from(delay.as_millis()).unwrap_or(u32::MAX),
+            generation: 0,
+            reason: String::new(),
         });
         match self.call(&req).await? {
             Response::Nack(a) => Ok(a.count),

@@ -49,6 +49,8 @@ impl DestinationSpec {
             dedup_window_ms: Some(self.dedup_window_ms),
             dlq_enabled: Some(self.dlq_enabled),
             default_ttl_ms: self.default_ttl_ms,
+            expired_to_dlq: None,
+            priority_aging_ms: None,
         }
     }
 }

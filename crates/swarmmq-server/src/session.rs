@@ -260,6 +260,20 @@ async fn run_small(broker: &Broker, req: Request) -> Result<Response, RequestErr
         }
         Request::Health => Response::Health(admin::health(broker)),
         Request::Metadata => Response::Metadata(admin::metadata(broker)?),
+        Request::JoinGroup(_)
+        | Request::Heartbeat(_)
+        | Request::LeaveGroup(_)
+        | Request::CommitOffsets(_)
+        | Request::Seek(_)
+        | Request::ExtendLease(_)
+        | Request::ListGroups
+        | Request::DescribeGroup(_) => {
+            // Consumer-group operations arrive with the Delivery work in progress.
+            return Err(RequestError::new(
+                ErrorCode::InvalidRequest,
+                format!("{:?} is not supported by this node version", req.opcode()),
+            ));
+        }
         Request::Publish(_) | Request::Pull(_) => {
             return Err(RequestError::new(
                 ErrorCode::Internal,

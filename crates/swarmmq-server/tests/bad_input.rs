@@ -119,6 +119,7 @@ async fn invalid_names_too_large_messages_and_unknown_destinations() {
         max_wait_ms: 0,
         partition: None,
         auto_ack: false,
+        generation: 0,
     });
     let r = c.call(4, &pull).await;
     assert_eq!(error_code(&r), Some(ErrorCode::UnknownDestination));

@@ -37,6 +37,7 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
             max_wait_ms: 500,
             partition: None,
             auto_ack: false,
+            generation: 0,
         });
         let (consumed, bytes, target, depth) = (
             Arc::clone(&consumed),
@@ -84,6 +85,7 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
                             group: group.clone(),
                             consumer_id: String::new(),
                             ranges: ranges_of(&p.messages),
+                            generation: 0,
                         });
                         match conn.send(&ack).await {
                             Ok(f) => acks.push_back(f),

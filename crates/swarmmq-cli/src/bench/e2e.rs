@@ -50,6 +50,7 @@ pub async fn run(b: E2eBench) -> anyhow::Result<Report> {
             max_wait_ms: 100,
             partition: None,
             auto_ack: false,
+            generation: 0,
         });
         let (consumed, stop) = (Arc::clone(&consumed), Arc::clone(&stop_consumers));
         let (dest, group) = (b.common.destination.clone(), group.clone());
@@ -83,6 +84,7 @@ pub async fn run(b: E2eBench) -> anyhow::Result<Report> {
                     group: group.clone(),
                     consumer_id: String::new(),
                     ranges: ranges_of(&batch),
+                    generation: 0,
                 });
                 match conn.send(&ack).await {
                     Ok(f) => acks.push_back(f),
