@@ -24,6 +24,8 @@ pub async fn run(a: ProduceArgs) -> anyhow::Result<Report> {
     prepare_stream(&js, &a).await?;
 
     let payload = Bytes::from(vec![0x5a; size]);
+    // A Subject clones by reference count; a String would be copied for every message.
+    let subject = async_nats::Subject::from(a.subject.as_str());
     // The channel only needs to hold what the window lets out; the window itself is the
     // client's semaphore, whose permit each future keeps until it is awaited.
     let (tx, mut rx) = mpsc::channel::<(Instant, PublishAckFuture)>(window);
@@ -47,7 +49,7 @@ pub async fn run(a: ProduceArgs) -> anyhow::Result<Report> {
     let mut send_errors = 0u64;
     for _ in 0..a.count {
         let now = Instant::now();
-        match js.publish(a.subject.clone(), payload.clone()).await {
+        match js.publish(subject.clone(), payload.clone()).await {
             Ok(fut) => {
                 if tx.send((now, fut)).await.is_err() {
                     break;
