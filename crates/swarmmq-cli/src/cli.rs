@@ -27,6 +27,8 @@ pub enum Command {
     Consume(ConsumeArgs),
     /// Manage destinations (topics)
     Topic(TopicArgs),
+    /// Inspect consumer groups
+    Group(GroupArgs),
     /// Measure a running node end to end
     Bench(crate::bench::BenchArgs),
 }
@@ -154,6 +156,68 @@ pub struct ConsumeArgs {
     /// Print, then hand every message back for redelivery
     #[arg(long)]
     pub nack: bool,
+    /// Group mode when the group is new: shared (queue) or ordered (stream)
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// Start position: earliest, latest, an offset, or a time (RFC 3339, e.g. 2026-11-23T10:00:00Z)
+    #[arg(long, value_parser = parse_from)]
+    pub from: Option<swarmmq_client::SeekPosition>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Shared,
+    Ordered,
+}
+
+fn parse_from(s: &str) -> Result<swarmmq_client::SeekPosition, String> {
+    use swarmmq_client::SeekPosition;
+    match s {
+        "earliest" => Ok(SeekPosition::Earliest),
+        "latest" => Ok(SeekPosition::Latest),
+        _ => {
+            if let Ok(offset) = s.parse::<u64>() {
+                return Ok(SeekPosition::Offset(offset));
+            }
+            humantime::parse_rfc3339_weak(s)
+                .map_err(|_| {
+                    format!("{s:?} is not earliest, latest, an offset or an RFC 3339 time")
+                })
+                .and_then(|t| {
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| SeekPosition::Timestamp(d.as_millis() as i64))
+                        .map_err(|_| format!("{s:?} is before 1970"))
+                })
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct GroupArgs {
+    #[command(subcommand)]
+    pub command: GroupCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    /// List consumer groups
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Members, assignment, committed offset and lag per partition; in-flight, pending, delayed and DLQ counts
+    Describe {
+        group: String,
+        /// Only this destination (default: every destination the group reads)
+        #[arg(long, short = 'd')]
+        destination: Option<String>,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use swarmmq_client::{Consumer, ConsumerConfig};
 
-use crate::cli::{ConsumeArgs, ConsumeFormat};
+use crate::cli::{ConsumeArgs, ConsumeFormat, ModeArg};
 use crate::output::message_json;
 
 /// Long-poll length with `--follow`.
@@ -18,6 +18,11 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     config.max_wait = if args.follow { FOLLOW_WAIT } else { args.wait };
     config.partition = args.partition;
     config.auto_ack = args.no_ack;
+    config.mode = args.mode.map(|m| match m {
+        ModeArg::Shared => swarmmq_client::GroupMode::Shared,
+        ModeArg::Ordered => swarmmq_client::GroupMode::Ordered,
+    });
+    config.start = args.from;
     let mut consumer = Consumer::connect(&args.target.node, config)
         .await
         .with_context(|| format!("cannot reach a node at {}", args.target.node))?;
@@ -56,10 +61,13 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         }
         printed += batch.len() as u64;
         if args.nack {
-            consumer.nack(&batch, Duration::ZERO).await?;
+            consumer
+                .nack_with_reason(&batch, Duration::ZERO, "nacked by swarmmq consume --nack")
+                .await?;
         } else if !args.no_ack {
             consumer.ack(&batch).await?;
         }
     }
+    consumer.close().await?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod bench;
 mod cli;
 mod cmd_consume;
+mod cmd_group;
 mod cmd_node;
 mod cmd_produce;
 mod cmd_topic;
@@ -32,6 +33,7 @@ fn main() {
             Command::Produce(args) => cmd_produce::run(args).await,
             Command::Consume(args) => cmd_consume::run(args).await,
             Command::Topic(args) => cmd_topic::run(args).await,
+            Command::Group(args) => cmd_group::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

@@ -1,8 +1,8 @@
-//! Destination management and node health.
+//! Destination and consumer-group management, and node health.
 
 use swarmmq_protocol::{
-    CreateDestinationRequest, DestinationConfig, DestinationInfo, HealthResponse, MetadataResponse,
-    Request, Response,
+    CreateDestinationRequest, DescribeGroupRequest, DestinationConfig, DestinationInfo,
+    GroupDescription, GroupSummary, HealthResponse, MetadataResponse, Request, Response,
 };
 
 use crate::connection::Connection;
@@ -86,6 +86,30 @@ impl Admin {
         match self.conn.call(&Request::Metadata).await? {
             Response::Metadata(m) => Ok(m),
             _ => Err(unexpected("metadata")),
+        }
+    }
+
+    /// Every consumer group the node knows, with its destination and mode.
+    pub async fn list_groups(&self) -> Result<Vec<GroupSummary>, ClientError> {
+        match self.conn.call(&Request::ListGroups).await? {
+            Response::ListGroups(g) => Ok(g),
+            _ => Err(unexpected("list groups")),
+        }
+    }
+
+    /// Members, assignment, positions and counts of one group on one destination.
+    pub async fn describe_group(
+        &self,
+        destination: &str,
+        group: &str,
+    ) -> Result<GroupDescription, ClientError> {
+        let req = Request::DescribeGroup(DescribeGroupRequest {
+            destination: destination.to_string(),
+            group: group.to_string(),
+        });
+        match self.conn.call(&req).await? {
+            Response::DescribeGroup(d) => Ok(d),
+            _ => Err(unexpected("describe group")),
         }
     }
 }

@@ -18,7 +18,8 @@ pub use consumer::{Consumer, ConsumerConfig, ranges_of};
 pub use error::ClientError;
 pub use producer::{Message, Producer, ProducerConfig, Receipt, ReceiptFuture};
 pub use swarmmq_protocol::{
-    AckRequest, Acks, DeliveredMessage, DestinationConfig, DestinationInfo, Header, HealthResponse,
-    MetadataResponse, OffsetRange, PartitionInfo, PullRequest, Request, Response,
+    AckRequest, Acks, DeliveredMessage, DestinationConfig, DestinationInfo, GroupDescription,
+    GroupMode, GroupSummary, Header, HealthResponse, MetadataResponse, OffsetRange, PartitionInfo,
+    PartitionOffset, PullRequest, Request, Response, SeekPosition,
 };
 pub use swarmmq_types::{ErrorCode, MessageId};

@@ -23,6 +23,8 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
         .unwrap_or_else(|| format!("bench-{}", swarmmq_types::now_ms()));
     let consumed = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
+    let claimed = Arc::new(AtomicU64::new(0));
+    let batch = b.batch.max(1);
     let bar = progress(&b.common, Some(b.count), "consumed");
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -39,9 +41,10 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
             auto_ack: false,
             generation: 0,
         });
-        let (consumed, bytes, target, depth) = (
+        let (consumed, bytes, claimed, target, depth) = (
             Arc::clone(&consumed),
             Arc::clone(&bytes),
+            Arc::clone(&claimed),
             b.count,
             b.in_flight.max(1),
         );
@@ -60,20 +63,37 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
                     break;
                 }
                 while !done && pulls.len() < depth {
-                    match conn.send(&pull).await {
-                        Ok(f) => pulls.push_back((Instant::now(), f)),
+                    // Ask only for what is still missing across all consumers, so the
+                    // last pull does not sit out a long-poll for messages nobody needs.
+                    let before = claimed.fetch_add(u64::from(batch), Ordering::AcqRel);
+                    if before >= target {
+                        claimed.fetch_sub(u64::from(batch), Ordering::AcqRel);
+                        break;
+                    }
+                    let want = (target - before).min(u64::from(batch)) as u32;
+                    claimed.fetch_sub(u64::from(batch - want), Ordering::AcqRel);
+                    let mut req = pull.clone();
+                    if let Request::Pull(p) = &mut req {
+                        p.max_messages = want;
+                    }
+                    match conn.send(&req).await {
+                        Ok(f) => pulls.push_back((Instant::now(), f, want)),
                         Err(_) => {
+                            claimed.fetch_sub(u64::from(want), Ordering::AcqRel);
                             errors += 1;
                             break;
                         }
                     }
                 }
-                let Some((at, f)) = pulls.pop_front() else {
+                let Some((at, f, want)) = pulls.pop_front() else {
                     break;
                 };
                 match f.wait().await {
                     Ok(Response::Pull(p)) => {
                         record(&mut h, at.elapsed());
+                        // What was asked for and not delivered is claimable again.
+                        let short = u64::from(want).saturating_sub(p.messages.len() as u64);
+                        claimed.fetch_sub(short, Ordering::AcqRel);
                         if p.messages.is_empty() {
                             continue;
                         }

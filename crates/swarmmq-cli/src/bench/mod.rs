@@ -78,6 +78,9 @@ pub struct ProduceBench {
     /// Target total rate in messages per second (0: as fast as possible)
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// Bytes of messages a producer holds unacknowledged before `send` waits
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub max_buffered_bytes: usize,
 }
 
 #[derive(Args, Debug, Clone)]

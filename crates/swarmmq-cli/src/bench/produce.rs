@@ -64,6 +64,7 @@ pub async fn run(b: ProduceBench) -> anyhow::Result<Report> {
             linger: b.linger,
             max_batch_bytes: b.batch_bytes,
             max_in_flight: b.in_flight,
+            max_buffered_bytes: b.max_buffered_bytes,
             ..ProducerConfig::default()
         };
         let producer = Producer::connect(&b.common.node, config).await?;
@@ -152,6 +153,7 @@ pub async fn run(b: ProduceBench) -> anyhow::Result<Report> {
             "node": b.common.node, "destination": b.common.destination, "partitions": b.common.partitions,
             "message_size": b.message_size, "producers": producers, "batch_bytes": b.batch_bytes,
             "linger_ms": b.linger.as_secs_f64() * 1000.0, "in_flight": b.in_flight, "rate": b.rate,
+            "max_buffered_bytes": b.max_buffered_bytes,
             "count": b.count, "duration_s": b.duration.map(|d| d.as_secs_f64()),
         }),
     })
