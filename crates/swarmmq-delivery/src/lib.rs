@@ -11,14 +11,20 @@ mod coordinator;
 mod error;
 mod group_store;
 
-mod partition_state;
 mod range_map;
+mod shared_partition;
+mod shared_types;
+mod timed_ranges;
 
 pub use coordinator::{
     Assignment, Coordinator, CoordinatorError, CoordinatorSettings, HeartbeatResult, MemberView,
 };
 pub use error::DeliveryError;
 
-pub use group_store::{GroupStore, PartitionAcks, StoreSyncer};
-pub use partition_state::{Grant, LeaseSettings, PartitionState};
+pub use group_store::{GroupStore, PartitionDurable, StoreSyncer};
 pub use range_map::{RangeMap, RangeSet};
+pub use shared_partition::SharedPartition;
+pub use shared_types::{
+    Completed, Counts, DEFAULT_PRIORITY, Grant, MAX_PRIORITY, NackOutcome, PollOutcome, RecordInfo,
+    SettleRange, SharedSettings,
+};

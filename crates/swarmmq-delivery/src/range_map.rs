@@ -117,10 +117,23 @@ impl<V: Clone + PartialEq> RangeMap<V> {
         self.covered += end - start;
     }
 
+    /// Whether any offset of `[start, end)` is covered.
+    pub fn intersects(&self, start: u64, end: u64) -> bool {
+        if start >= end {
+            return false;
+        }
+        if let Some((_, (e, _))) = self.ranges.range(..start).next_back()
+            && *e > start
+        {
+            return true;
+        }
+        self.ranges.range(start..end).next().is_some()
+    }
+
     /// Uncovers `[start, end)` and returns the pieces that were covered, in order.
     pub fn remove(&mut self, start: u64, end: u64) -> Vec<(u64, u64, V)> {
-        let removed = self.overlapping(start, end);
-        if removed.is_empty() {
+        let mut removed = Vec::new();
+        if start >= end {
             return removed;
         }
         // Trim a range that starts before `start` and reaches into it.
@@ -128,17 +141,19 @@ impl<V: Clone + PartialEq> RangeMap<V> {
             && e > start
         {
             let v = v.clone();
+            removed.push((start, e.min(end), v.clone()));
             self.ranges.insert(s, (start, v.clone()));
             if e > end {
                 self.ranges.insert(end, (e, v));
             }
         }
-        let inside: Vec<u64> = self.ranges.range(start..end).map(|(s, _)| *s).collect();
-        for s in inside {
-            if let Some((e, v)) = self.ranges.remove(&s)
-                && e > end
-            {
-                self.ranges.insert(end, (e, v));
+        // One lookup per range inside: no scratch list, and usually 0 or 1 of them.
+        while let Some((&s, _)) = self.ranges.range(start..end).next() {
+            if let Some((e, v)) = self.ranges.remove(&s) {
+                removed.push((s, e.min(end), v.clone()));
+                if e > end {
+                    self.ranges.insert(end, (e, v));
+                }
             }
         }
         for (s, e, _) in &removed {

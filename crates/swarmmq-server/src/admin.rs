@@ -1,51 +1,11 @@
-//! The small requests: acknowledgements and the admin and health operations.
+//! The admin and health operations.
 
 use swarmmq_protocol::{
-    AckRequest, AckResponse, CreateDestinationRequest, DestinationInfo, HealthResponse,
-    MetadataResponse, NackRequest, NodeInfo, OffsetRange,
+    CreateDestinationRequest, DestinationInfo, HealthResponse, MetadataResponse, NodeInfo,
 };
-use swarmmq_types::{ErrorCode, now_ms};
 
 use crate::broker::Broker;
 use crate::error::RequestError;
-use crate::metrics::Metrics;
-
-fn check_ranges(broker: &Broker, ranges: &[OffsetRange]) -> Result<(), RequestError> {
-    if ranges.len() > broker.limits.max_ack_ranges as usize {
-        return Err(RequestError::new(
-            ErrorCode::InvalidRequest,
-            format!(
-                "{} ranges in one request; the limit is {}",
-                ranges.len(),
-                broker.limits.max_ack_ranges
-            ),
-        ));
-    }
-    Ok(())
-}
-
-pub(crate) async fn ack(broker: &Broker, req: AckRequest) -> Result<AckResponse, RequestError> {
-    check_ranges(broker, &req.ranges)?;
-    let dest = broker.get(&req.destination)?;
-    let group = broker.group(&dest, &req.group)?;
-    let count = group.ack(&req.ranges, true).await?;
-    broker
-        .metrics
-        .acked
-        .get_or_create(&Metrics::dest(&dest.name))
-        .inc_by(count);
-    Ok(AckResponse { count })
-}
-
-pub(crate) async fn nack(broker: &Broker, req: NackRequest) -> Result<AckResponse, RequestError> {
-    check_ranges(broker, &req.ranges)?;
-    let dest = broker.get(&req.destination)?;
-    let group = broker.group(&dest, &req.group)?;
-    let count = group.nack(&req.ranges, now_ms(), u64::from(req.delay_ms))?;
-    // A nacked message may be due at once: wake parked pulls.
-    dest.notify.notify_waiters();
-    Ok(AckResponse { count })
-}
 
 pub(crate) async fn create(
     broker: &Broker,

@@ -3,19 +3,20 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
 use swarmmq_crypto::KeyRing;
-use swarmmq_delivery::LeaseSettings;
-use swarmmq_protocol::{CreateDestinationRequest, DestinationConfig};
+use swarmmq_delivery::SharedSettings;
+use swarmmq_protocol::{CreateDestinationRequest, DestinationConfig, GroupMode};
 use swarmmq_storage::FsyncPolicy;
 use swarmmq_types::{DestinationName, ErrorCode, GroupName, Limits};
 
 use crate::destination::{Destination, DestinationSpec, PartitionEnv, SPEC_FILE};
+use crate::dlq::{self, DeadLetter};
 use crate::error::{RequestError, ServerError};
-use crate::group::Group;
+use crate::group::{self, Group, GroupParams};
 use crate::metrics::Metrics;
 use crate::partition::DiskBudget;
 use crate::settings::NodeSettings;
@@ -38,6 +39,11 @@ pub(crate) struct Broker {
     admin: tokio::sync::Mutex<()>,
     group_count: AtomicU32,
     pub waiting_pulls: AtomicU32,
+    /// Longest session an ordered-group member may ask for.
+    pub max_session_ms: u64,
+    dlq_tx: tokio::sync::mpsc::Sender<DeadLetter>,
+    /// Taken once by the node to start the dead-letter mover.
+    pub dlq_rx: Mutex<Option<tokio::sync::mpsc::Receiver<DeadLetter>>>,
 }
 
 fn lock_err() -> RequestError {
@@ -57,6 +63,7 @@ impl Broker {
             std::fs::create_dir_all(d).map_err(ServerError::io(d))?;
         }
         let limits = settings.limits.clone();
+        let (dlq_tx, dlq_rx) = dlq::channel();
         let broker = Broker {
             node_id: settings.node_id.to_string(),
             cluster_name: settings.cluster_name.clone(),
@@ -74,6 +81,8 @@ impl Broker {
                 dedup_window_ms: settings.dedup_window.as_millis() as u64,
                 dlq_enabled: true,
                 default_ttl_ms: None,
+                expired_to_dlq: false,
+                priority_aging_ms: settings.priority_aging.as_millis() as u64,
             },
             env: PartitionEnv {
                 fsync: settings.fsync,
@@ -93,6 +102,9 @@ impl Broker {
             admin: tokio::sync::Mutex::new(()),
             group_count: AtomicU32::new(0),
             waiting_pulls: AtomicU32::new(0),
+            max_session_ms: settings.max_session_timeout.as_millis() as u64,
+            dlq_tx,
+            dlq_rx: Mutex::new(Some(dlq_rx)),
         };
         broker.load_existing().await?;
         Ok(broker)
@@ -120,6 +132,7 @@ impl Broker {
                     reason: format!("unreadable destination settings: {e}"),
                 })?;
             let dest = Destination::open(&name, spec, &entry.path(), &self.env).await?;
+            self.open_existing_groups(&dest)?;
             self.destinations
                 .write()
                 .map_err(|_| ServerError::DataDir {
@@ -224,6 +237,10 @@ impl Broker {
             dedup_window_ms: c.dedup_window_ms.unwrap_or(self.defaults.dedup_window_ms),
             dlq_enabled: c.dlq_enabled.unwrap_or(self.defaults.dlq_enabled),
             default_ttl_ms: c.default_ttl_ms.or(self.defaults.default_ttl_ms),
+            expired_to_dlq: c.expired_to_dlq.unwrap_or(self.defaults.expired_to_dlq),
+            priority_aging_ms: c
+                .priority_aging_ms
+                .unwrap_or(self.defaults.priority_aging_ms),
         })
     }
 
@@ -295,6 +312,11 @@ impl Broker {
             .remove(name)
             .ok_or_else(|| RequestError::unknown_destination(name))?;
         dest.shutdown().await;
+        if let Ok(groups) = dest.groups.lock() {
+            for g in groups.keys() {
+                self.metrics.forget_group(g, name, dest.spec.partitions);
+            }
+        }
         let groups = dest.groups.lock().map(|g| g.len()).unwrap_or(0);
         self.group_count.fetch_sub(groups as u32, Ordering::Relaxed);
         self.metrics.forget_destination(name);
@@ -309,11 +331,53 @@ impl Broker {
         Ok(())
     }
 
-    /// The group on a destination, opened (state rebuilt from its ack log) on first use.
-    pub fn group(&self, dest: &Destination, name: &str) -> Result<Arc<Group>, RequestError> {
+    fn group_params<'a>(
+        &'a self,
+        dest: &'a Destination,
+        name: &'a str,
+        mode: Option<GroupMode>,
+    ) -> GroupParams<'a> {
+        GroupParams {
+            groups_dir: &self.groups_dir,
+            name,
+            destination: &dest.name,
+            log_starts: dest.partitions.iter().map(|p| p.start_offset()).collect(),
+            mode,
+            shared: SharedSettings {
+                ack_timeout_ms: dest.spec.ack_timeout_ms,
+                max_leased: u64::from(self.limits.max_leases_per_partition),
+                max_delivery_attempts: dest.spec.max_delivery_attempts,
+                priority_aging_ms: dest.spec.priority_aging_ms,
+                ..SharedSettings::default()
+            },
+            max_members: self.limits.max_connections as usize,
+            max_session_ms: self.max_session_ms,
+            fsync_acks: matches!(self.env.fsync, FsyncPolicy::Always),
+        }
+    }
+
+    /// The group on a destination, opened (state rebuilt from its log) or created on
+    /// first use; `mode` chooses the mode of a new group and must match an existing one.
+    pub fn group(
+        &self,
+        dest: &Destination,
+        name: &str,
+        mode: Option<GroupMode>,
+    ) -> Result<Arc<Group>, RequestError> {
         GroupName::new(name)?;
         let mut groups = dest.groups.lock().map_err(|_| lock_err())?;
         if let Some(g) = groups.get(name) {
+            if let Some(wanted) = mode
+                && wanted != g.mode
+            {
+                return Err(RequestError::new(
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "group {name:?} on {:?} exists in the other mode; modes are fixed at creation",
+                        dest.name
+                    ),
+                ));
+            }
             return Ok(Arc::clone(g));
         }
         if self.group_count.load(Ordering::Relaxed) >= self.limits.max_groups {
@@ -325,25 +389,114 @@ impl Broker {
                 ),
             ));
         }
-        let starts: Vec<u64> = dest.partitions.iter().map(|p| p.start_offset()).collect();
-        let settings = LeaseSettings {
-            ack_timeout_ms: dest.spec.ack_timeout_ms,
-            max_leased: u64::from(self.limits.max_leases_per_partition),
-        };
-        let fsync_acks = matches!(self.env.fsync, FsyncPolicy::Always);
-        let group = Group::open(
-            &self.groups_dir,
-            name,
-            &dest.name,
-            &starts,
-            settings,
-            fsync_acks,
-        )
-        .map_err(|e| RequestError::new(ErrorCode::StorageFailure, e.to_string()))?;
+        let group = Group::open(self.group_params(dest, name, mode)).map_err(|e| match e {
+            ServerError::DataDir { reason, .. } => {
+                RequestError::new(ErrorCode::InvalidRequest, reason)
+            }
+            other => RequestError::new(ErrorCode::StorageFailure, other.to_string()),
+        })?;
         let group = Arc::new(group);
         groups.insert(name.to_string(), Arc::clone(&group));
         self.group_count.fetch_add(1, Ordering::Relaxed);
         Ok(group)
+    }
+
+    /// A group that already exists (describe must not create one).
+    pub fn existing_group(
+        &self,
+        dest: &Destination,
+        name: &str,
+    ) -> Result<Arc<Group>, RequestError> {
+        GroupName::new(name)?;
+        if let Some(g) = dest.groups.lock().map_err(|_| lock_err())?.get(name) {
+            return Ok(Arc::clone(g));
+        }
+        if group::stored_mode(&self.groups_dir, name, &dest.name).is_some() {
+            return self.group(dest, name, None);
+        }
+        Err(RequestError::new(
+            ErrorCode::UnknownGroup,
+            format!("there is no group {name:?} on {:?}", dest.name),
+        ))
+    }
+
+    /// Opens every group that has state on disk for this destination, so list and
+    /// describe see them and their dead-letter and expiry work resumes at once.
+    fn open_existing_groups(&self, dest: &Destination) -> Result<(), ServerError> {
+        let Ok(entries) = std::fs::read_dir(&self.groups_dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let has_state = ["mode", "acks", "snap"]
+                .iter()
+                .any(|ext| entry.path().join(format!("{}.{ext}", dest.name)).exists());
+            if GroupName::new(&name).is_ok() && has_state {
+                self.group(dest, &name, None)
+                    .map_err(|e| ServerError::DataDir {
+                        path: entry.path(),
+                        reason: e.message,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a dead-letter move; when the queue is full the range goes back to its
+    /// group and is reported again by a later poll.
+    pub fn dead_letter(&self, job: DeadLetter) {
+        if let Err(e) = self.dlq_tx.try_send(job) {
+            let job = match e {
+                tokio::sync::mpsc::error::TrySendError::Full(j)
+                | tokio::sync::mpsc::error::TrySendError::Closed(j) => j,
+            };
+            job.give_back();
+        }
+    }
+
+    /// Records a finished rebalance (all members learned the new assignment).
+    pub fn note_rebalance(&self, group: &Group, duration_s: Option<f64>) {
+        if let Some(d) = duration_s {
+            self.metrics.rebalance_duration.observe(d);
+            self.metrics
+                .rebalances
+                .get_or_create(&crate::metrics::GroupLabel::new(
+                    &group.name,
+                    &group.destination,
+                ))
+                .inc();
+        }
+    }
+
+    /// Periodic work: member session expiry, dead-letter and expiry sweeps, lag gauges.
+    pub fn tick(&self) {
+        let Ok(all) = self.list() else { return };
+        for dest in all {
+            let groups: Vec<Arc<Group>> = match dest.groups.lock() {
+                Ok(g) => g.values().cloned().collect(),
+                Err(_) => continue,
+            };
+            for g in groups {
+                crate::group_ops::sweep(self, &dest, &g);
+                for p in &dest.partitions {
+                    let info = match &g.state {
+                        group::GroupState::Shared(s) => s.describe_partition(p.id, p.visible_end()),
+                        group::GroupState::Ordered(o) => {
+                            o.describe_partition(p.id, p.visible_end())
+                        }
+                    };
+                    let label = crate::metrics::GroupPartitionLabel::new(&g.name, &dest.name, p.id);
+                    self.metrics
+                        .group_lag
+                        .get_or_create(&label)
+                        .set(info.lag as i64);
+                    self.metrics
+                        .group_delayed
+                        .get_or_create(&label)
+                        .set(info.delayed as i64);
+                }
+            }
+        }
     }
 
     /// Runs retention on every partition (queued behind its appends).
@@ -407,7 +560,7 @@ fn remove_destination_files(
     std::fs::remove_dir_all(&doomed)?;
     if let Ok(groups) = std::fs::read_dir(groups_dir) {
         for g in groups.flatten() {
-            for ext in ["acks", "snap"] {
+            for ext in ["acks", "snap", "mode"] {
                 let f = g.path().join(format!("{stem}.{ext}"));
                 if f.exists() {
                     std::fs::remove_file(&f)?;

@@ -36,6 +36,16 @@ pub(crate) struct DestinationSpec {
     pub dedup_window_ms: u64,
     pub dlq_enabled: bool,
     pub default_ttl_ms: Option<u64>,
+    /// Expired messages go to the DLQ instead of being dropped.
+    #[serde(default)]
+    pub expired_to_dlq: bool,
+    /// A waiting message gains one priority level per this many ms (0: no aging).
+    #[serde(default = "default_aging_ms")]
+    pub priority_aging_ms: u64,
+}
+
+fn default_aging_ms() -> u64 {
+    10_000
 }
 
 impl DestinationSpec {
@@ -49,8 +59,8 @@ impl DestinationSpec {
             dedup_window_ms: Some(self.dedup_window_ms),
             dlq_enabled: Some(self.dlq_enabled),
             default_ttl_ms: self.default_ttl_ms,
-            expired_to_dlq: None,
-            priority_aging_ms: None,
+            expired_to_dlq: Some(self.expired_to_dlq),
+            priority_aging_ms: Some(self.priority_aging_ms),
         }
     }
 }

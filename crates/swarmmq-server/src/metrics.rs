@@ -17,6 +17,38 @@ pub(crate) struct DestinationLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct GroupLabel {
+    pub group: String,
+    pub destination: String,
+}
+
+impl GroupLabel {
+    pub fn new(group: &str, destination: &str) -> Self {
+        GroupLabel {
+            group: group.to_string(),
+            destination: destination.to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct GroupPartitionLabel {
+    pub group: String,
+    pub destination: String,
+    pub partition: u32,
+}
+
+impl GroupPartitionLabel {
+    pub fn new(group: &str, destination: &str, partition: u32) -> Self {
+        GroupPartitionLabel {
+            group: group.to_string(),
+            destination: destination.to_string(),
+            partition,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct CodeLabel {
     pub code: &'static str,
 }
@@ -30,6 +62,13 @@ pub(crate) struct Metrics {
     pub acked: Family<DestinationLabel, Counter>,
     pub redelivered: Family<DestinationLabel, Counter>,
     pub dedup_hits: Family<DestinationLabel, Counter>,
+    pub expired: Family<DestinationLabel, Counter>,
+    pub dlq_moves: Family<DestinationLabel, Counter>,
+    pub dead_dropped: Family<DestinationLabel, Counter>,
+    pub rebalances: Family<GroupLabel, Counter>,
+    pub rebalance_duration: Histogram,
+    pub group_lag: Family<GroupPartitionLabel, Gauge>,
+    pub group_delayed: Family<GroupPartitionLabel, Gauge>,
     pub stored_bytes: Family<DestinationLabel, Gauge>,
     pub publish_latency: Histogram,
     pub pull_latency: Histogram,
@@ -55,6 +94,13 @@ impl Metrics {
             acked: Family::default(),
             redelivered: Family::default(),
             dedup_hits: Family::default(),
+            expired: Family::default(),
+            dlq_moves: Family::default(),
+            dead_dropped: Family::default(),
+            rebalances: Family::default(),
+            rebalance_duration: Histogram::new(latency_buckets()),
+            group_lag: Family::default(),
+            group_delayed: Family::default(),
             stored_bytes: Family::default(),
             publish_latency: Histogram::new(latency_buckets()),
             pull_latency: Histogram::new(latency_buckets()),
@@ -100,6 +146,42 @@ impl Metrics {
             "dedup_hits",
             "Published messages not stored again because their id was seen within the dedup window",
             m.dedup_hits.clone(),
+        );
+        registry.register(
+            "messages_expired",
+            "Messages never delivered because their TTL passed, by destination",
+            m.expired.clone(),
+        );
+        registry.register(
+            "dlq_moves",
+            "Messages moved to <destination>.dlq, by the destination they came from",
+            m.dlq_moves.clone(),
+        );
+        registry.register(
+            "dead_dropped",
+            "Messages out of delivery attempts dropped because the destination's DLQ is off",
+            m.dead_dropped.clone(),
+        );
+        registry.register(
+            "rebalances",
+            "Completed rebalances of ordered groups",
+            m.rebalances.clone(),
+        );
+        registry.register_with_unit(
+            "rebalance_duration",
+            "From a membership change until every member of the group learned the new assignment",
+            Unit::Seconds,
+            m.rebalance_duration.clone(),
+        );
+        registry.register(
+            "group_lag",
+            "Messages of a partition not yet acknowledged or committed by a group",
+            m.group_lag.clone(),
+        );
+        registry.register(
+            "group_delayed",
+            "Messages of a partition a shared group holds back until their delivery time",
+            m.group_delayed.clone(),
         );
         registry.register_with_unit(
             "stored",
@@ -176,9 +258,22 @@ impl Metrics {
             &self.acked,
             &self.redelivered,
             &self.dedup_hits,
+            &self.expired,
+            &self.dlq_moves,
+            &self.dead_dropped,
         ] {
             family.remove(&label);
         }
         self.stored_bytes.remove(&label);
+    }
+
+    /// Drops the label sets of a group's partitions (its destination was deleted).
+    pub fn forget_group(&self, group: &str, destination: &str, partitions: u32) {
+        self.rebalances.remove(&GroupLabel::new(group, destination));
+        for p in 0..partitions {
+            let label = GroupPartitionLabel::new(group, destination, p);
+            self.group_lag.remove(&label);
+            self.group_delayed.remove(&label);
+        }
     }
 }

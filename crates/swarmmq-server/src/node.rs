@@ -20,6 +20,9 @@ use crate::metrics::Metrics;
 use crate::session;
 use crate::settings::NodeSettings;
 
+/// Period of the node's housekeeping: group sessions, dead-letter sweeps, lag gauges.
+const TICK: std::time::Duration = std::time::Duration::from_millis(250);
+
 pub struct Node;
 
 /// A started node. Dropping it does not stop it; call [`RunningNode::shutdown`] and
@@ -124,6 +127,9 @@ impl Node {
         client_addr = broker.client_addr;
         tracing::info!(node_id = %settings.node_id, client = %client_addr, http = %http_addr, data_dir = %settings.data_dir.display(), "node ready");
 
+        if let Some(rx) = broker.dlq_rx.lock().ok().and_then(|mut r| r.take()) {
+            tokio::spawn(crate::dlq::run(Arc::downgrade(&broker), rx));
+        }
         let retention_every = settings.retention_check_interval;
         let grace = settings.shutdown_grace;
         let token = shutdown.clone();
@@ -143,6 +149,19 @@ impl Node {
                     }
                 }
             });
+            let ticker = tokio::spawn({
+                let broker = Arc::clone(&broker);
+                let stop = token.clone();
+                async move {
+                    let mut tick = tokio::time::interval(TICK);
+                    loop {
+                        tokio::select! {
+                            _ = tick.tick() => broker.tick(),
+                            _ = stop.cancelled() => return,
+                        }
+                    }
+                }
+            });
             accept_loop(client_listener, &broker, &sessions, &token).await;
             tracing::info!("shutting down: finishing in-flight requests");
             sessions.close();
@@ -153,6 +172,7 @@ impl Node {
                 );
             }
             let _ = retention.await;
+            let _ = ticker.await;
             broker.shutdown().await;
             http_stop.cancel();
             let _ = http_task.await;

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin;
 use crate::broker::Broker;
 use crate::error::RequestError;
+use crate::group_ops;
 use crate::publish;
 use crate::pull;
 
@@ -245,8 +246,22 @@ impl Session {
 
 async fn run_small(broker: &Broker, req: Request) -> Result<Response, RequestError> {
     Ok(match req {
-        Request::Ack(r) => Response::Ack(admin::ack(broker, r).await?),
-        Request::Nack(r) => Response::Nack(admin::nack(broker, r).await?),
+        Request::Ack(r) => Response::Ack(group_ops::ack(broker, r).await?),
+        Request::Nack(r) => Response::Nack(group_ops::nack(broker, r).await?),
+        Request::ExtendLease(r) => Response::ExtendLease(group_ops::extend(broker, r).await?),
+        Request::JoinGroup(r) => Response::JoinGroup(group_ops::join(broker, r).await?),
+        Request::Heartbeat(r) => Response::Heartbeat(group_ops::heartbeat(broker, r).await?),
+        Request::LeaveGroup(r) => {
+            group_ops::leave(broker, r).await?;
+            Response::LeaveGroup
+        }
+        Request::CommitOffsets(r) => {
+            group_ops::commit_offsets(broker, r).await?;
+            Response::CommitOffsets
+        }
+        Request::Seek(r) => Response::Seek(group_ops::seek(broker, r).await?),
+        Request::ListGroups => Response::ListGroups(group_ops::list(broker)?),
+        Request::DescribeGroup(r) => Response::DescribeGroup(group_ops::describe(broker, r)?),
         Request::CreateDestination(r) => {
             Response::CreateDestination(admin::create(broker, r).await?)
         }
@@ -260,20 +275,6 @@ async fn run_small(broker: &Broker, req: Request) -> Result<Response, RequestErr
         }
         Request::Health => Response::Health(admin::health(broker)),
         Request::Metadata => Response::Metadata(admin::metadata(broker)?),
-        Request::JoinGroup(_)
-        | Request::Heartbeat(_)
-        | Request::LeaveGroup(_)
-        | Request::CommitOffsets(_)
-        | Request::Seek(_)
-        | Request::ExtendLease(_)
-        | Request::ListGroups
-        | Request::DescribeGroup(_) => {
-            // Consumer-group operations arrive with the Delivery work in progress.
-            return Err(RequestError::new(
-                ErrorCode::InvalidRequest,
-                format!("{:?} is not supported by this node version", req.opcode()),
-            ));
-        }
         Request::Publish(_) | Request::Pull(_) => {
             return Err(RequestError::new(
                 ErrorCode::Internal,

@@ -32,6 +32,10 @@ pub struct NodeSettings {
     /// Default lease (visibility timeout) of a pulled message.
     pub ack_timeout: Duration,
     pub max_delivery_attempts: u32,
+    /// A waiting message gains one priority level per this long (starvation guard).
+    pub priority_aging: Duration,
+    /// Longest session an ordered-group member may ask for.
+    pub max_session_timeout: Duration,
     pub dedup_window: Duration,
     /// Most message ids one destination remembers for dedup (memory bound).
     pub dedup_max_entries: usize,
@@ -63,6 +67,8 @@ impl NodeSettings {
             auto_create_destinations: true,
             ack_timeout: Duration::from_secs(30),
             max_delivery_attempts: 5,
+            priority_aging: Duration::from_secs(10),
+            max_session_timeout: Duration::from_secs(300),
             dedup_window: Duration::from_secs(120),
             dedup_max_entries: 100_000,
             limits: Limits::DEFAULT,
