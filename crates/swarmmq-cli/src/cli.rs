@@ -244,6 +244,24 @@ pub enum TopicCommand {
         /// Lease (visibility timeout) of a pulled message
         #[arg(long, value_parser = humantime::parse_duration)]
         ack_timeout: Option<Duration>,
+        /// Deliveries of a message before it moves to <name>.dlq
+        #[arg(long)]
+        max_attempts: Option<u32>,
+        /// Default time to live of messages published without --ttl
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<Duration>,
+        /// Move expired messages to <name>.dlq instead of dropping them
+        #[arg(long)]
+        expired_to_dlq: bool,
+        /// Drop messages out of attempts instead of moving them to <name>.dlq
+        #[arg(long)]
+        no_dlq: bool,
+        /// A repeated message id within this window is not stored again
+        #[arg(long, value_parser = humantime::parse_duration)]
+        dedup_window: Option<Duration>,
+        /// A waiting message gains one priority level per this long (0s: no aging)
+        #[arg(long, value_parser = humantime::parse_duration)]
+        priority_aging: Option<Duration>,
         #[command(flatten)]
         target: Target,
     },

@@ -1,5 +1,7 @@
 //! `swarmmq topic`: create, list, describe and delete destinations.
 
+use std::time::Duration;
+
 use anyhow::Context;
 use swarmmq_client::{Admin, DestinationConfig, DestinationInfo};
 
@@ -25,6 +27,8 @@ fn info_json(d: &DestinationInfo) -> serde_json::Value {
             "dedup_window_ms": c.dedup_window_ms,
             "dlq_enabled": c.dlq_enabled,
             "default_ttl_ms": c.default_ttl_ms,
+            "expired_to_dlq": c.expired_to_dlq,
+            "priority_aging_ms": c.priority_aging_ms,
         },
     })
 }
@@ -49,11 +53,24 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             partitions,
             retention,
             ack_timeout,
+            max_attempts,
+            ttl,
+            expired_to_dlq,
+            no_dlq,
+            dedup_window,
+            priority_aging,
             target,
         } => {
+            let ms = |d: Duration| d.as_millis() as u64;
             let config = DestinationConfig {
-                retention_ms: retention.map(|d| d.as_millis() as u64),
-                ack_timeout_ms: ack_timeout.map(|d| d.as_millis() as u64),
+                retention_ms: retention.map(ms),
+                ack_timeout_ms: ack_timeout.map(ms),
+                max_delivery_attempts: max_attempts,
+                default_ttl_ms: ttl.map(ms),
+                expired_to_dlq: expired_to_dlq.then_some(true),
+                dlq_enabled: no_dlq.then_some(false),
+                dedup_window_ms: dedup_window.map(ms),
+                priority_aging_ms: priority_aging.map(ms),
                 ..DestinationConfig::default()
             };
             let info = admin(&target.node)

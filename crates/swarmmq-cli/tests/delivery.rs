@@ -233,3 +233,178 @@ fn a_repeated_id_returns_the_first_offset() {
         "stored once"
     );
 }
+
+#[test]
+fn expired_messages_can_go_to_the_dlq_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(&dir.path().join("data"));
+    let addr = node.addr();
+    ok(&swarmmq(
+        &[
+            "topic",
+            "create",
+            "t",
+            "--ttl",
+            "500ms",
+            "--expired-to-dlq",
+            "--node",
+            &addr,
+        ],
+        None,
+    ));
+    ok(&swarmmq(
+        &["produce", "--node", &addr, "-d", "t", "-m", "too late"],
+        None,
+    ));
+    std::thread::sleep(Duration::from_millis(700));
+    let out = ok(&swarmmq(
+        &["consume", "--node", &addr, "-d", "t", "-g", "g"],
+        None,
+    ));
+    assert!(out.is_empty(), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let dlq = loop {
+        let out = swarmmq(
+            &[
+                "consume", "--node", &addr, "-d", "t.dlq", "--format", "json",
+            ],
+            None,
+        );
+        let lines = if out.status.success() {
+            json_lines(&String::from_utf8_lossy(&out.stdout))
+        } else {
+            Vec::new()
+        };
+        if !lines.is_empty() || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0]["payload"], "too late");
+    assert!(
+        dlq[0]["headers"]["x-swarmmq-last-error"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+}
+
+#[test]
+fn from_earliest_replays_and_from_latest_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(&dir.path().join("data"));
+    let addr = node.addr();
+    let input: String = (0..10).map(|i| format!("e{i}\n")).collect();
+    ok(&swarmmq(
+        &["produce", "--node", &addr, "-d", "log"],
+        Some(input.as_bytes()),
+    ));
+    for mode in ["ordered", "shared"] {
+        let group = format!("g-{mode}");
+        let first = ok(&swarmmq(
+            &[
+                "consume", "--node", &addr, "-d", "log", "-g", &group, "--mode", mode,
+            ],
+            None,
+        ));
+        assert_eq!(first.lines().count(), 10, "{mode}");
+        let nothing = ok(&swarmmq(
+            &[
+                "consume", "--node", &addr, "-d", "log", "-g", &group, "--mode", mode,
+            ],
+            None,
+        ));
+        assert!(
+            nothing.is_empty(),
+            "{mode}: acked messages came back: {nothing}"
+        );
+        let replay = ok(&swarmmq(
+            &[
+                "consume", "--node", &addr, "-d", "log", "-g", &group, "--mode", mode, "--from",
+                "earliest",
+            ],
+            None,
+        ));
+        assert_eq!(replay.lines().count(), 10, "{mode}: replay from earliest");
+        let from_offset = ok(&swarmmq(
+            &[
+                "consume", "--node", &addr, "-d", "log", "-g", &group, "--mode", mode, "--from",
+                "7",
+            ],
+            None,
+        ));
+        assert_eq!(
+            from_offset.lines().collect::<Vec<_>>(),
+            vec!["e7", "e8", "e9"],
+            "{mode}"
+        );
+        let latest = ok(&swarmmq(
+            &[
+                "consume", "--node", &addr, "-d", "log", "-g", &group, "--mode", mode, "--from",
+                "latest",
+            ],
+            None,
+        ));
+        assert!(latest.is_empty(), "{mode}");
+        let by_time = ok(&swarmmq(
+            &[
+                "consume",
+                "--node",
+                &addr,
+                "-d",
+                "log",
+                "-g",
+                &group,
+                "--mode",
+                mode,
+                "--from",
+                "2001-01-01T00:00:00Z",
+            ],
+            None,
+        ));
+        assert_eq!(
+            by_time.lines().count(),
+            10,
+            "{mode}: every message is newer than 2001"
+        );
+    }
+    let list = ok(&swarmmq(
+        &["group", "list", "--node", &addr, "--json"],
+        None,
+    ));
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let modes: Vec<(String, String)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["group"].as_str().unwrap().to_string(),
+                g["mode"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        modes,
+        vec![
+            ("g-ordered".into(), "ordered".into()),
+            ("g-shared".into(), "shared".into())
+        ]
+    );
+    let err = swarmmq(
+        &[
+            "consume",
+            "--node",
+            &addr,
+            "-d",
+            "log",
+            "-g",
+            "g-ordered",
+            "--mode",
+            "shared",
+        ],
+        None,
+    );
+    assert!(!err.status.success(), "a group's mode is fixed at creation");
+}

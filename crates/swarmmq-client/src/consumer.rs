@@ -42,6 +42,9 @@ pub struct ConsumerConfig {
     pub session_timeout: Duration,
     /// Move the group's position here before the first pull (replay or skip).
     pub start: Option<SeekPosition>,
+    /// Ordered groups: commit what earlier pulls returned at most this often, at the
+    /// next pull (Kafka's auto-commit). `None`: commit only by `ack`/`commit`.
+    pub auto_commit: Option<Duration>,
 }
 
 impl ConsumerConfig {
@@ -58,6 +61,7 @@ impl ConsumerConfig {
             mode: None,
             session_timeout: Duration::from_secs(10),
             start: None,
+            auto_commit: None,
         }
     }
 }
@@ -75,6 +79,9 @@ pub struct Consumer {
     config: ConsumerConfig,
     membership: Arc<Mutex<Membership>>,
     heartbeat: Option<JoinHandle<()>>,
+    /// Next offset per partition after what pulls returned, for auto-commit.
+    to_commit: std::collections::BTreeMap<PartitionId, u64>,
+    last_commit: std::time::Instant,
 }
 
 /// Collapses deliveries into per-partition offset ranges (what ack and nack carry).
@@ -189,6 +196,8 @@ impl Consumer {
             config,
             membership: Arc::new(Mutex::new(Membership::default())),
             heartbeat: None,
+            to_commit: std::collections::BTreeMap::new(),
+            last_commit: std::time::Instant::now(),
         };
         if consumer.config.mode.is_some() {
             let every = join(&consumer.conn, &consumer.config, &consumer.membership).await?;
@@ -261,6 +270,17 @@ impl Consumer {
     /// nothing). In a shared group each message is leased to this consumer until acked
     /// or timed out; in an ordered group they come in offset order per owned partition.
     pub async fn pull(&mut self) -> Result<Vec<DeliveredMessage>, ClientError> {
+        if let Some(every) = self.config.auto_commit
+            && !self.to_commit.is_empty()
+            && self.last_commit.elapsed() >= every
+        {
+            let offsets = std::mem::take(&mut self.to_commit)
+                .into_iter()
+                .map(|(partition, offset)| PartitionOffset { partition, offset })
+                .collect();
+            self.commit(offsets).await?;
+            self.last_commit = std::time::Instant::now();
+        }
         let c = self.config.clone();
         let resp = self
             .call_fenced(|generation| {
@@ -278,7 +298,15 @@ impl Consumer {
             })
             .await?;
         match resp {
-            Response::Pull(p) => Ok(p.messages),
+            Response::Pull(p) => {
+                if self.config.auto_commit.is_some() {
+                    for m in &p.messages {
+                        let next = self.to_commit.entry(m.partition).or_insert(0);
+                        *next = (*next).max(m.offset + 1);
+                    }
+                }
+                Ok(p.messages)
+            }
             _ => Err(unexpected("pull")),
         }
     }
@@ -411,6 +439,13 @@ impl Consumer {
 
     /// Leaves the group (an ordered group rebalances at once) and stops heartbeating.
     pub async fn close(mut self) -> Result<(), ClientError> {
+        if self.config.auto_commit.is_some() && !self.to_commit.is_empty() {
+            let offsets = std::mem::take(&mut self.to_commit)
+                .into_iter()
+                .map(|(partition, offset)| PartitionOffset { partition, offset })
+                .collect();
+            self.commit(offsets).await?;
+        }
         if let Some(h) = self.heartbeat.take() {
             h.abort();
         }

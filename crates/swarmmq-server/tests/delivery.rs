@@ -288,3 +288,48 @@ async fn a_repeated_message_id_is_answered_with_the_first_offset_even_after_rest
     node.shutdown();
     node.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extending_a_lease_keeps_a_message_invisible() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), |_| {}).await;
+    let addr = node.client_addr().to_string();
+    Admin::connect(&addr)
+        .await
+        .unwrap()
+        .create_destination(
+            "ext",
+            1,
+            DestinationConfig {
+                ack_timeout_ms: Some(300),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let p = Producer::connect(&addr, ProducerConfig::default())
+        .await
+        .unwrap();
+    p.send("ext", Message::new("slow job"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let mut c = consumer(&addr, "ext", "g", 0).await;
+    let got = c.pull().await.unwrap();
+    assert_eq!(
+        c.extend(&got, Duration::from_millis(1500)).await.unwrap(),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        c.pull().await.unwrap().is_empty(),
+        "still leased after the original timeout"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let back = c.pull().await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].delivery_attempt, 2);
+    node.shutdown();
+    node.wait().await.unwrap();
+}
