@@ -22,6 +22,7 @@ pub use batch::{
 };
 pub use error::StorageError;
 
+mod cache;
 mod config;
 mod index;
 mod io;
@@ -31,7 +32,7 @@ mod recovery;
 mod retention;
 mod segment;
 
-pub use config::{FsyncPolicy, LogConfig};
+pub use config::{FsyncPolicy, IoMode, LogConfig};
 pub use log::{AppendOutcome, PartitionLog};
 pub use reader::{LogReader, ReadResult};
 pub use recovery::{RecoveryReport, TornTail};
