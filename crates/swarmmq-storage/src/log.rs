@@ -277,6 +277,10 @@ impl PartitionLog {
 
     /// Appends a batch that already carries its offsets, term and CRC (a Raft follower
     /// copying the leader's log). Its base offset must be [`PartitionLog::next_offset`].
+    ///
+    /// The tail cache keeps the batch's `Bytes` as given: if they are a slice of a larger
+    /// buffer (a network frame, a read chunk), the whole buffer stays in memory while
+    /// the batch is cached. Pass batches that own their bytes where that matters.
     pub fn append_raw(&mut self, batch: &Batch) -> Result<AppendOutcome, StorageError> {
         self.check_poison()?;
         if batch.base_offset() != self.next_offset {

@@ -127,7 +127,7 @@ impl LogReader {
         max_bytes: usize,
         upto: u64,
     ) -> Result<ReadResult, StorageError> {
-        let segs = self.shared.snapshot();
+        let mut segs = self.shared.snapshot();
         let (start, end) = bounds(&segs);
         if offset < start || offset > end {
             return Err(StorageError::OffsetOutOfRange {
@@ -136,7 +136,7 @@ impl LogReader {
                 end,
             });
         }
-        let limit = upto.min(end);
+        let mut limit = upto.min(end);
         let mut out = ReadResult::default();
         if offset >= limit {
             return Ok(out);
@@ -145,8 +145,14 @@ impl LogReader {
         if self.shared.cache.read(offset, limit, &mut budget, &mut out) == CacheRead::Done {
             return Ok(out);
         }
-        // The cache ran out before the read was complete (only while the writer is
-        // between publishing a batch and caching it) or never held `offset`.
+        // The cache ran out before the read was complete (the writer is between
+        // publishing a batch and caching it, or the log changed since the snapshot) or
+        // never held `offset`. After a partial hit the file part must see the log the
+        // cache saw, not an older list (a truncation may have replaced those offsets).
+        if !out.is_empty() {
+            segs = self.shared.snapshot();
+            limit = upto.min(bounds(&segs).1);
+        }
         let mut cur = out.next_offset().unwrap_or(offset);
         if cur >= limit {
             return Ok(out);
