@@ -21,8 +21,9 @@ pub enum FsyncPolicy {
 pub enum IoMode {
     /// `O_DIRECT` writes of whole 4 KiB blocks from an aligned staging buffer, so
     /// appends never allocate page-cache pages. Falls back to [`IoMode::Buffered`]
-    /// (with one `info` log line) where the file system does not support it, such as
-    /// tmpfs; [`crate::PartitionLog::io_mode`] says which one is in use.
+    /// (with one `info` log line) where the file system does not support it (tmpfs on
+    /// older kernels, for example); [`crate::PartitionLog::io_mode`] says which one
+    /// is in use.
     #[default]
     Direct,
     /// Plain `writev` appends through the page cache.

@@ -70,21 +70,24 @@ impl SegmentWriter {
     ) -> Result<SegmentWriter, StorageError> {
         let direct = match want {
             IoMode::Buffered => None,
-            IoMode::Direct => match (open_direct(path)?, AlignedBuf::new(STAGING)) {
-                (Some(file), Some(buf)) => Some(Direct {
-                    file,
-                    buf,
-                    tail: 0,
-                    stale: true,
-                }),
-                _ => {
-                    tracing::info!(
-                        path = %path.display(),
-                        "direct I/O is not supported here; the log is written through the page cache"
-                    );
-                    None
+            // The buffer is allocated only once the file takes direct I/O.
+            IoMode::Direct => {
+                match open_direct(path)?.and_then(|f| Some((f, AlignedBuf::new(STAGING)?))) {
+                    Some((file, buf)) => Some(Direct {
+                        file,
+                        buf,
+                        tail: 0,
+                        stale: true,
+                    }),
+                    None => {
+                        tracing::info!(
+                            path = %path.display(),
+                            "direct I/O is not supported here; the log is written through the page cache"
+                        );
+                        None
+                    }
                 }
-            },
+            }
         };
         let kind = match direct {
             Some(d) => Kind::Direct(d),
