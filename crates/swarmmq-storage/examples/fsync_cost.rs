@@ -1,12 +1,15 @@
 //! One-off measurement of the durable write path on this disk: append one 1 MiB batch
 //! (1024 records of 1 KiB) and fsync it, repeatedly, with `FsyncPolicy::Always`.
 //!
-//! `cargo run --release -p swarmmq-storage --example fsync_cost [DIR] [ROUNDS]`
+//! `cargo run --release -p swarmmq-storage --example fsync_cost [DIR] [ROUNDS] [direct|buffered]`
+//!
+//! The mode defaults to `direct` (which falls back to buffered where unsupported; the
+//! mode actually in use is printed).
 
 use std::time::Instant;
 
 use swarmmq_crypto::{KeyRing, MasterKey};
-use swarmmq_storage::{BatchBuilder, FsyncPolicy, LogConfig, PartitionLog, RecordInput};
+use swarmmq_storage::{BatchBuilder, FsyncPolicy, IoMode, LogConfig, PartitionLog, RecordInput};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -15,13 +18,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     let rounds: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(200);
+    let io = match args.next().as_deref() {
+        None | Some("direct") => IoMode::Direct,
+        Some("buffered") => IoMode::Buffered,
+        Some(other) => return Err(format!("mode must be direct or buffered, got {other}").into()),
+    };
     let dir = tempfile::tempdir_in(base)?;
     let ring = KeyRing::single(MasterKey::generate()?);
     let config = LogConfig {
         fsync: FsyncPolicy::Always,
+        io,
         ..LogConfig::default()
     };
     let (mut log, _) = PartitionLog::open(dir.path(), config)?;
+    println!("io mode: {:?}", log.io_mode());
     let payload = vec![0x42u8; 1024];
     let mut append_us = Vec::with_capacity(rounds);
     let mut sync_us = Vec::with_capacity(rounds);

@@ -16,6 +16,23 @@ pub enum FsyncPolicy {
     Never,
 }
 
+/// How the active segment's `.log` is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IoMode {
+    /// `O_DIRECT` writes of whole 4 KiB blocks from an aligned staging buffer, so
+    /// appends never allocate page-cache pages. Falls back to [`IoMode::Buffered`]
+    /// (with one `info` log line) where the file system does not support it (tmpfs on
+    /// older kernels, for example); [`crate::PartitionLog::io_mode`] says which one
+    /// is in use.
+    #[default]
+    Direct,
+    /// Plain `writev` appends through the page cache.
+    Buffered,
+}
+
+/// Largest tail cache a log accepts (per partition).
+pub(crate) const MAX_TAIL_CACHE_BYTES: u64 = 16 << 30;
+
 /// Tunables of one partition log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogConfig {
@@ -32,6 +49,12 @@ pub struct LogConfig {
     pub fsync: FsyncPolicy,
     /// Largest batch `append` accepts.
     pub max_batch_bytes: u32,
+    /// How the active segment is written (default [`IoMode::Direct`]).
+    pub io: IoMode,
+    /// Bytes of the most recently appended batches kept in memory for readers (0
+    /// disables the cache). Readers near the tail are served from it instead of the
+    /// file, which with direct writes is not in the page cache.
+    pub tail_cache_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -44,6 +67,8 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             fsync: FsyncPolicy::Always,
             max_batch_bytes: 16 * 1024 * 1024,
+            io: IoMode::Direct,
+            tail_cache_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -72,6 +97,12 @@ impl LogConfig {
             return Err(StorageError::InvalidConfig(
                 "segment_max_age must be positive".into(),
             ));
+        }
+        if self.tail_cache_bytes > MAX_TAIL_CACHE_BYTES {
+            return Err(StorageError::InvalidConfig(format!(
+                "tail_cache_bytes must be at most {MAX_TAIL_CACHE_BYTES}, got {}",
+                self.tail_cache_bytes
+            )));
         }
         if let FsyncPolicy::Interval(d) = self.fsync
             && d.is_zero()

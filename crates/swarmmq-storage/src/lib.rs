@@ -6,10 +6,16 @@
 //! from the moment a record enters a [`BatchBuilder`]; nothing in a log directory is
 //! plaintext payload. The byte formats are documented in `docs/storage.md`.
 //!
+//! The active segment is written with `O_DIRECT` from an aligned staging buffer where
+//! the file system supports it ([`IoMode`]; `docs/adr/0002-direct-io.md` says why), and
+//! the newest batches stay in a bounded in-memory tail cache that serves readers near
+//! the end of the log.
+//!
 //! This crate is NOT: the wire protocol (it never depends on `swarmmq-protocol`), the
 //! Raft implementation (it only offers the primitives a Raft log store needs: a term per
-//! batch, `truncate_suffix`, `append_raw`), delivery state (leases, acks), or async: all
-//! calls block, and the caller runs them off the async threads.
+//! batch, `truncate_suffix`, `append_raw`), delivery state (leases, acks), a cache of
+//! older data (reads behind the tail cache go to the files), or async: all calls block,
+//! and the caller runs them off the async threads.
 
 mod batch;
 mod error;
@@ -22,6 +28,7 @@ pub use batch::{
 };
 pub use error::StorageError;
 
+mod cache;
 mod config;
 mod index;
 mod io;
@@ -31,7 +38,7 @@ mod recovery;
 mod retention;
 mod segment;
 
-pub use config::{FsyncPolicy, LogConfig};
+pub use config::{FsyncPolicy, IoMode, LogConfig};
 pub use log::{AppendOutcome, PartitionLog};
 pub use reader::{LogReader, ReadResult};
 pub use recovery::{RecoveryReport, TornTail};

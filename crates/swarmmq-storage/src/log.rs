@@ -3,13 +3,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use swarmmq_types::now_ms;
 
 use crate::StorageError;
 use crate::batch::{Batch, EncodedBatch};
-use crate::config::{FsyncPolicy, LogConfig};
+use crate::config::{FsyncPolicy, IoMode, LogConfig};
 use crate::index::{INDEX_ENTRY_LEN, IndexCursor, TIME_ENTRY_LEN, index_entry, time_entry};
-use crate::io;
+use crate::io::{self, SegmentWriter};
 use crate::reader::{LogReader, Shared};
 use crate::recovery::{RecoveryReport, recover};
 use crate::retention::RetentionReport;
@@ -27,6 +28,8 @@ pub struct AppendOutcome {
 /// One batch about to be written, whichever path it came from.
 struct Pending<'a> {
     bytes: &'a [u8],
+    /// The same bytes, shared, for the tail cache.
+    shared: Bytes,
     base_offset: u64,
     record_count: u32,
     max_timestamp: i64,
@@ -59,6 +62,8 @@ pub struct PartitionLog {
     config: LogConfig,
     shared: Arc<Shared>,
     segments: Vec<Arc<Segment>>,
+    /// Writes the active segment's log (buffered or direct).
+    writer: SegmentWriter,
     cursor: IndexCursor,
     active_created_ms: i64,
     next_offset: u64,
@@ -86,11 +91,21 @@ impl PartitionLog {
         config.validate()?;
         let rec = recover(dir, &config)?;
         let next_offset = rec.segments.last().map_or(0, |s| s.next_offset());
-        let shared = Arc::new(Shared::new(dir.to_path_buf(), rec.segments.clone()));
+        let active = rec
+            .segments
+            .last()
+            .ok_or_else(|| StorageError::InvalidArgument("log has no segment".into()))?;
+        let writer = SegmentWriter::open(&active.log, &active.log_path, active.size(), config.io)?;
+        let shared = Arc::new(Shared::new(
+            dir.to_path_buf(),
+            rec.segments.clone(),
+            config.tail_cache_bytes,
+        ));
         let log = PartitionLog {
             config,
             shared,
             segments: rec.segments,
+            writer,
             cursor: rec.cursor,
             active_created_ms: rec.active_created_ms,
             next_offset,
@@ -144,6 +159,18 @@ impl PartitionLog {
     /// Number of segments (the active one included).
     pub fn segment_count(&self) -> usize {
         self.segments.len()
+    }
+
+    /// How the active segment is written: [`LogConfig::io`], unless direct I/O fell
+    /// back to buffered because the file system does not support it.
+    pub fn io_mode(&self) -> IoMode {
+        self.writer.mode()
+    }
+
+    /// Bytes and batches held by the tail cache now (bounded by
+    /// [`LogConfig::tail_cache_bytes`]).
+    pub fn tail_cache_usage(&self) -> (u64, usize) {
+        self.shared.cache.usage()
     }
 
     /// Whether an earlier failure made the log refuse writes.
@@ -234,6 +261,7 @@ impl PartitionLog {
             .iter()
             .map(|b| Pending {
                 bytes: b.as_bytes(),
+                shared: b.shared_bytes(),
                 base_offset: b.base_offset(),
                 record_count: b.record_count(),
                 max_timestamp: b.max_timestamp_ms(),
@@ -249,6 +277,10 @@ impl PartitionLog {
 
     /// Appends a batch that already carries its offsets, term and CRC (a Raft follower
     /// copying the leader's log). Its base offset must be [`PartitionLog::next_offset`].
+    ///
+    /// The tail cache keeps the batch's `Bytes` as given: if they are a slice of a larger
+    /// buffer (a network frame, a read chunk), the whole buffer stays in memory while
+    /// the batch is cached. Pass batches that own their bytes where that matters.
     pub fn append_raw(&mut self, batch: &Batch) -> Result<AppendOutcome, StorageError> {
         self.check_poison()?;
         if batch.base_offset() != self.next_offset {
@@ -274,6 +306,7 @@ impl PartitionLog {
         }
         let pending = [Pending {
             bytes: batch.as_bytes(),
+            shared: batch.as_bytes().clone(),
             base_offset: batch.base_offset(),
             record_count: batch.record_count(),
             max_timestamp: batch.max_timestamp_ms(),
@@ -376,7 +409,7 @@ impl PartitionLog {
             }
             e.size = pos;
             self.dirty = true;
-            io::append_vectored(&seg.log, &seg.log_path, &mut slices)?;
+            self.writer.append(&mut slices)?;
             if !self.index_buf.is_empty() {
                 io::append_all(&seg.index, &seg.index_path, &self.index_buf)?;
             }
@@ -384,6 +417,10 @@ impl PartitionLog {
                 io::append_all(&seg.time, &seg.time_path, &self.time_buf)?;
             }
             seg.publish(e);
+            // Cached only once published: the cache never runs ahead of the log.
+            self.shared
+                .cache
+                .push(items[i..j].iter().map(|it| it.shared.clone()));
             self.next_offset = e.next_offset;
             self.last_term = e.last_term;
             i = j;
@@ -394,6 +431,7 @@ impl PartitionLog {
     /// Undoes a failed append: drops segments it created and cuts the active files
     /// back to their sizes before it.
     fn rollback(&mut self, cp: &Checkpoint) -> Result<(), StorageError> {
+        self.shared.cache.truncate_from(cp.next_offset);
         let mut removed = Vec::new();
         while self.segments.len() > cp.segments {
             if let Some(s) = self.segments.pop() {
@@ -412,6 +450,8 @@ impl PartitionLog {
         let seg = self.active()?.clone();
         seg.publish(cp.extent);
         io::set_len(&seg.log, &seg.log_path, cp.extent.size)?;
+        self.writer
+            .attach(&seg.log, &seg.log_path, cp.extent.size)?;
         io::set_len(
             &seg.index,
             &seg.index_path,
@@ -434,6 +474,9 @@ impl PartitionLog {
     /// but the last is always complete on disk) and starts a new one at next_offset.
     fn roll_segment(&mut self, now: i64) -> Result<(), StorageError> {
         let old = self.active()?.clone();
+        // A sealed segment ends exactly at its last batch (recovery checks older
+        // segments against that): cut direct-I/O padding before the fsync.
+        self.writer.trim()?;
         for (file, path) in [
             (&old.log, &old.log_path),
             (&old.index, &old.index_path),
@@ -453,8 +496,10 @@ impl PartitionLog {
         self.synced_offset = self.synced_offset.max(old.next_offset());
         let seg = Arc::new(Segment::create(&self.shared.dir, self.next_offset)?);
         tracing::debug!(dir = %self.shared.dir.display(), base_offset = self.next_offset, "rolled segment");
-        self.segments.push(seg);
+        self.segments.push(seg.clone());
         self.shared.publish(&self.segments);
+        // After the push, so a failure here is undone by the caller's rollback.
+        self.writer.attach(&seg.log, &seg.log_path, 0)?;
         self.cursor = IndexCursor::new(self.config.index_interval_bytes);
         self.active_created_ms = now;
         self.dir_dirty = true;
@@ -492,11 +537,11 @@ impl PartitionLog {
             let path = self.active()?.log_path.clone();
             return Err(self.poison("fsync", &path, IoError::other("injected fsync failure")));
         }
-        if self.dirty {
-            let seg = self.active()?.clone();
-            if let Err(e) = io::sync_data(&seg.log) {
-                return Err(self.poison("fsync", &seg.log_path, e));
-            }
+        if self.dirty
+            && let Err(e) = self.writer.sync()
+        {
+            let path = self.active()?.log_path.clone();
+            return Err(self.poison("fsync", &path, e));
         }
         if self.dir_dirty
             && let Err(e) = io::sync_dir(&self.shared.dir)
@@ -610,6 +655,7 @@ impl PartitionLog {
         };
 
         // Readers first lose sight of what goes away, then the files shrink.
+        self.shared.cache.truncate_from(from_offset);
         let removed: Vec<Arc<Segment>> = self.segments.drain(idx + 1..).collect();
         seg.publish(new_extent);
         self.shared.publish(&self.segments);
@@ -620,6 +666,7 @@ impl PartitionLog {
                 io::remove_file(&s.time_path)?;
             }
             io::set_len(&seg.log, &seg.log_path, new_size)?;
+            self.writer.attach(&seg.log, &seg.log_path, new_size)?;
             io::set_len(
                 &seg.index,
                 &seg.index_path,
@@ -680,6 +727,7 @@ impl PartitionLog {
         }
         let removed: Vec<Arc<Segment>> = self.segments.drain(..plan).collect();
         self.shared.publish(&self.segments);
+        self.shared.cache.drop_below(self.start_offset());
         let mut bytes = 0;
         for s in &removed {
             bytes += s.size();
@@ -706,8 +754,13 @@ impl PartitionLog {
         Ok(report)
     }
 
-    /// Syncs and closes the log.
+    /// Cuts direct-I/O padding off the active segment, syncs and closes the log, so
+    /// the next open finds the files exactly as long as their batches.
     pub fn close(mut self) -> Result<(), StorageError> {
+        self.check_poison()?;
+        if self.writer.trim()? {
+            self.dirty = true;
+        }
         self.sync()
     }
 }
@@ -738,9 +791,18 @@ mod tests {
 
     #[test]
     fn failed_fsync_poisons_every_later_write() {
+        for io in [IoMode::Direct, IoMode::Buffered] {
+            failed_fsync_poisons(LogConfig {
+                io,
+                ..LogConfig::default()
+            });
+        }
+    }
+
+    fn failed_fsync_poisons(config: LogConfig) {
         let dir = tempfile::tempdir().unwrap();
         let ring = KeyRing::single(MasterKey::from_bytes([3; 32]));
-        let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config.clone()).unwrap();
         log.append(&mut [batch(&ring, 2)], 1).unwrap();
         log.sync().unwrap();
         assert_eq!(log.synced_offset(), 2);
@@ -775,7 +837,7 @@ mod tests {
         assert_eq!(log.reader().read(0, 1 << 20, 2).unwrap().batches.len(), 1);
         drop(log);
         // Reopening (a fresh fd, a fresh scan) is the way back.
-        let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config).unwrap();
         assert_eq!(log.next_offset(), 5);
         log.append(&mut [batch(&ring, 1)], 1).unwrap();
         log.sync().unwrap();

@@ -5,6 +5,7 @@ use bytes::BytesMut;
 
 use crate::StorageError;
 use crate::batch::{Batch, BatchHeader, HEADER_LEN};
+use crate::cache::{CacheRead, TailCache};
 use crate::io::read_at;
 use crate::segment::Segment;
 
@@ -14,18 +15,21 @@ const READ_CHUNK: u64 = 8 << 20;
 pub(crate) type SegmentList = Arc<Vec<Arc<Segment>>>;
 
 /// What the writer and its readers share: the segment list, swapped whole on roll,
-/// retention and truncation so a reader always works on one consistent list.
+/// retention and truncation so a reader always works on one consistent list, and the
+/// tail cache of the newest batches.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub dir: PathBuf,
     segments: RwLock<SegmentList>,
+    pub cache: TailCache,
 }
 
 impl Shared {
-    pub(crate) fn new(dir: PathBuf, segments: Vec<Arc<Segment>>) -> Self {
+    pub(crate) fn new(dir: PathBuf, segments: Vec<Arc<Segment>>, cache_bytes: u64) -> Self {
         Shared {
             dir,
             segments: RwLock::new(Arc::new(segments)),
+            cache: TailCache::new(cache_bytes),
         }
     }
 
@@ -73,9 +77,10 @@ impl ReadResult {
     }
 }
 
-/// A cheap, cloneable, thread-safe read handle on a partition log. Reads are `pread`s
-/// on file handles shared with the writer and never block it (beyond a brief read lock
-/// to copy the segment list).
+/// A cheap, cloneable, thread-safe read handle on a partition log. Reads near the end
+/// of the log are served from the in-memory tail cache; older data is read with
+/// `pread`s on file handles shared with the writer. Neither blocks the writer beyond a
+/// brief read lock (to copy the segment list, or to clone cached batches).
 #[derive(Clone, Debug)]
 pub struct LogReader {
     shared: Arc<Shared>,
@@ -107,9 +112,11 @@ impl LogReader {
 
     /// Whole batches starting with the one holding `offset`, up to `max_bytes` (at least
     /// one batch, even a larger one), and only batches wholly below `upto` (the caller's
-    /// visible end, such as the last fsynced or committed offset). Every batch's CRC and
-    /// offset continuity is checked; a bad batch is [`StorageError::Corrupt`], never
-    /// skipped.
+    /// visible end, such as the last fsynced or committed offset). Every batch read from
+    /// the file has its CRC and offset continuity checked; a bad batch is
+    /// [`StorageError::Corrupt`], never skipped. Batches served from the tail cache are
+    /// the bytes the writer wrote and never left memory, so their CRC is not checked
+    /// again.
     ///
     /// `offset < start_offset` or `offset > next_offset` is
     /// [`StorageError::OffsetOutOfRange`]; `offset == next_offset`, or a first batch that
@@ -120,7 +127,7 @@ impl LogReader {
         max_bytes: usize,
         upto: u64,
     ) -> Result<ReadResult, StorageError> {
-        let segs = self.shared.snapshot();
+        let mut segs = self.shared.snapshot();
         let (start, end) = bounds(&segs);
         if offset < start || offset > end {
             return Err(StorageError::OffsetOutOfRange {
@@ -129,16 +136,30 @@ impl LogReader {
                 end,
             });
         }
-        let limit = upto.min(end);
+        let mut limit = upto.min(end);
         let mut out = ReadResult::default();
         if offset >= limit {
             return Ok(out);
         }
-        let mut idx = segs
-            .partition_point(|s| s.base_offset <= offset)
-            .saturating_sub(1);
         let mut budget = max_bytes;
-        let mut cur = offset;
+        if self.shared.cache.read(offset, limit, &mut budget, &mut out) == CacheRead::Done {
+            return Ok(out);
+        }
+        // The cache ran out before the read was complete (the writer is between
+        // publishing a batch and caching it, or the log changed since the snapshot) or
+        // never held `offset`. After a partial hit the file part must see the log the
+        // cache saw, not an older list (a truncation may have replaced those offsets).
+        if !out.is_empty() {
+            segs = self.shared.snapshot();
+            limit = upto.min(bounds(&segs).1);
+        }
+        let mut cur = out.next_offset().unwrap_or(offset);
+        if cur >= limit {
+            return Ok(out);
+        }
+        let mut idx = segs
+            .partition_point(|s| s.base_offset <= cur)
+            .saturating_sub(1);
         let mut next_pos: Option<u64> = None;
         while let Some(seg) = segs.get(idx) {
             let e = seg.extent();

@@ -53,7 +53,8 @@ pub struct RecoveryReport {
     pub files_removed: Vec<PathBuf>,
 }
 
-/// An incomplete batch at the end of the last segment, dropped on open.
+/// An incomplete batch, or bytes that are no batch, at the end of the last segment,
+/// dropped on open.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TornTail {
     pub path: PathBuf,
@@ -63,6 +64,11 @@ pub struct TornTail {
     /// Offsets `[start, end)` the dropped batch claimed, when its header was readable.
     pub offsets_dropped: Option<(u64, u64)>,
     pub reason: String,
+    /// Every dropped byte was zero: the padding of the last block of a direct write,
+    /// left by a stop without `close`, or space the file system extended but never
+    /// wrote. No stored batch bytes were cut; batches that were appended but never
+    /// synced may be gone, as after any crash.
+    pub zero_fill: bool,
 }
 
 pub(crate) struct Recovered {
@@ -270,6 +276,26 @@ fn find_valid_batch(r: &mut SeqReader<'_>, from: u64) -> Result<Option<u64>, Sto
         }
         q = c + 1;
     }
+}
+
+/// Whether bytes `[from, size)` of the file are all zero (read in bounded chunks).
+fn all_zero(path: &Path, from: u64, size: u64) -> Result<bool, StorageError> {
+    let (file, _) = open_read(path)?;
+    let mut buf = vec![0u8; SCAN_CHUNK];
+    let mut pos = from;
+    while pos < size {
+        let want = (size - pos).min(SCAN_CHUNK as u64) as usize;
+        let chunk = buf.get_mut(..want).unwrap_or(&mut []);
+        let n = read_at(&file, path, chunk, pos)?;
+        if n == 0 {
+            break;
+        }
+        if chunk.get(..n).unwrap_or(&[]).iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        pos += n as u64;
+    }
+    Ok(true)
 }
 
 fn corrupt_from_stop(path: &Path, stop: &Stop) -> StorageError {
@@ -491,6 +517,7 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, Stora
             reason,
             offsets,
         }) => {
+            let zero_fill = all_zero(&log_path, *position, size)?;
             let f = io::open_append(&log_path)?;
             io::set_len(&f, &log_path, *position)?;
             f.sync_data()
@@ -501,15 +528,26 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, Stora
                 bytes_dropped: size - position,
                 offsets_dropped: *offsets,
                 reason: reason.clone(),
+                zero_fill,
             };
-            tracing::warn!(
-                path = %log_path.display(),
-                position = torn.position,
-                bytes_dropped = torn.bytes_dropped,
-                offsets_dropped = ?torn.offsets_dropped,
-                reason = %torn.reason,
-                "truncated torn tail of partition log"
-            );
+            if zero_fill {
+                // What a direct-I/O log looks like after any stop without close.
+                tracing::info!(
+                    path = %log_path.display(),
+                    position = torn.position,
+                    bytes_dropped = torn.bytes_dropped,
+                    "truncated zero padding after the last batch"
+                );
+            } else {
+                tracing::warn!(
+                    path = %log_path.display(),
+                    position = torn.position,
+                    bytes_dropped = torn.bytes_dropped,
+                    offsets_dropped = ?torn.offsets_dropped,
+                    reason = %torn.reason,
+                    "truncated torn tail of partition log"
+                );
+            }
             report.torn_tail = Some(torn);
         }
     }

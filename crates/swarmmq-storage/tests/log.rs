@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{batch, open, read_all, records, ring, small_config};
-use swarmmq_storage::{LogConfig, PartitionLog, StorageError};
+use swarmmq_crypto::KeyRing;
+use swarmmq_storage::{IoMode, LogConfig, LogReader, PartitionLog, StorageError};
 
 /// Appends `batches` batches of 1..=4 records (100-byte payloads); returns the model
 /// of (offset, payload tag) and the batch boundaries.
@@ -40,11 +41,10 @@ fn segment_logs(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-#[test]
-fn append_and_read_back_across_many_segments() {
+fn append_and_read_back_across_many_segments(mode: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let ring = ring();
-    let mut log = open(dir.path(), small_config());
+    let mut log = open(dir.path(), small_config(mode));
     let (model, _) = fill(&mut log, 80, 1000);
     assert!(log.segment_count() > 5, "{} segments", log.segment_count());
     assert_eq!(log.next_offset(), model.len() as u64);
@@ -86,11 +86,10 @@ fn append_and_read_back_across_many_segments() {
     assert_eq!(reader.size_bytes(), log.size_bytes());
 }
 
-#[test]
-fn several_batches_in_one_append_get_dense_offsets() {
+fn several_batches_in_one_append_get_dense_offsets(mode: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let ring = ring();
-    let mut log = open(dir.path(), small_config());
+    let mut log = open(dir.path(), small_config(mode));
     let mut batches: Vec<_> = (0..30).map(|i| batch(&ring, i * 3, 3, 150, 5)).collect();
     let out = log.append(&mut batches, 4).unwrap();
     assert_eq!(out.base_offsets, (0..30).map(|i| i * 3).collect::<Vec<_>>());
@@ -108,11 +107,10 @@ fn several_batches_in_one_append_get_dense_offsets() {
     ));
 }
 
-#[test]
-fn reads_by_timestamp() {
+fn reads_by_timestamp(mode: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let ring = ring();
-    let mut log = open(dir.path(), small_config());
+    let mut log = open(dir.path(), small_config(mode));
     // Timestamps go up by batch, with one batch back in time.
     let mut model = Vec::new();
     for i in 0..40i64 {
@@ -146,14 +144,13 @@ fn reads_by_timestamp() {
     }
 }
 
-#[test]
-fn rolls_by_size_and_by_age() {
+fn rolls_by_size_and_by_age(mode: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let ring = ring();
     let config = LogConfig {
         segment_max_bytes: 1_000_000,
         segment_max_age: Duration::from_millis(30),
-        ..small_config()
+        ..small_config(mode)
     };
     let mut log = open(dir.path(), config);
     log.append(&mut [batch(&ring, 0, 2, 100, 1)], 1).unwrap();
@@ -166,7 +163,7 @@ fn rolls_by_size_and_by_age() {
     assert!(segment_logs(dir.path())[1].ends_with("00000000000000000004.log"));
 
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), small_config());
+    let mut log = open(dir.path(), small_config(mode));
     let one = batch(&ring, 0, 1, 100, 1).len() as u64;
     let per_segment = 4096 / one;
     for i in 0..per_segment * 3 {
@@ -185,13 +182,12 @@ fn rolls_by_size_and_by_age() {
     );
 }
 
-#[test]
-fn retention_by_age_and_by_bytes_deletes_whole_old_segments() {
+fn retention_by_age_and_by_bytes_deletes_whole_old_segments(mode: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let ring = ring();
     let config = LogConfig {
         retention_max_age: Some(Duration::from_millis(1000)),
-        ..small_config()
+        ..small_config(mode)
     };
     let mut log = open(dir.path(), config);
     // Old data (timestamps around 1000), then new data (around 100_000).
@@ -220,7 +216,7 @@ fn retention_by_age_and_by_bytes_deletes_whole_old_segments() {
     assert!(report.segments_deleted > 0);
     assert!(log.size_bytes() > 0);
     drop(log);
-    let (log, rep) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let (log, rep) = PartitionLog::open(dir.path(), small_config(mode)).unwrap();
     assert_eq!(rep.segments, 1);
     assert_eq!(log.start_offset(), report.start_offset);
 
@@ -228,7 +224,7 @@ fn retention_by_age_and_by_bytes_deletes_whole_old_segments() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {
         retention_max_bytes: Some(3 * 4096),
-        ..small_config()
+        ..small_config(mode)
     };
     let mut log = open(dir.path(), config);
     fill(&mut log, 100, 1);
@@ -245,17 +241,16 @@ fn retention_by_age_and_by_bytes_deletes_whole_old_segments() {
     );
 }
 
-#[test]
-fn reopen_after_clean_close_preserves_everything() {
+fn reopen_after_clean_close_preserves_everything(mode: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let ring = ring();
-    let mut log = open(dir.path(), small_config());
+    let mut log = open(dir.path(), small_config(mode));
     let (model, _) = fill(&mut log, 50, 1);
     log.append(&mut [batch(&ring, log.next_offset(), 2, 100, 1)], 9)
         .unwrap();
     let (next, size, segs) = (log.next_offset(), log.size_bytes(), log.segment_count());
     log.close().unwrap();
-    let (log, report) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let (log, report) = PartitionLog::open(dir.path(), small_config(mode)).unwrap();
     assert!(report.torn_tail.is_none());
     assert!(
         report.indexes_rebuilt.is_empty(),
@@ -281,13 +276,12 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn torn_tail_is_cut_at_every_byte_position() {
+fn torn_tail_is_cut_at_every_byte_position(mode: IoMode) {
     let src = tempfile::tempdir().unwrap();
     let ring = ring();
     let config = LogConfig {
         segment_max_bytes: 1_000_000,
-        ..small_config()
+        ..small_config(mode)
     };
     let mut log = open(src.path(), config.clone());
     fill(&mut log, 6, 1);
@@ -328,10 +322,9 @@ fn torn_tail_is_cut_at_every_byte_position() {
     }
 }
 
-#[test]
-fn trailing_zeros_are_a_torn_tail() {
+fn trailing_zeros_are_a_torn_tail(mode: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), small_config());
+    let mut log = open(dir.path(), small_config(mode));
     fill(&mut log, 3, 1);
     let (next, size) = (log.next_offset(), log.size_bytes());
     drop(log);
@@ -339,17 +332,18 @@ fn trailing_zeros_are_a_torn_tail() {
     let mut bytes = fs::read(&seg).unwrap();
     bytes.extend_from_slice(&[0u8; 700]);
     fs::write(&seg, bytes).unwrap();
-    let (log, report) = PartitionLog::open(dir.path(), small_config()).unwrap();
-    assert_eq!(report.torn_tail.unwrap().bytes_dropped, 700);
+    let (log, report) = PartitionLog::open(dir.path(), small_config(mode)).unwrap();
+    let torn = report.torn_tail.unwrap();
+    assert_eq!(torn.bytes_dropped, 700);
+    assert!(torn.zero_fill);
     assert_eq!((log.next_offset(), log.size_bytes()), (next, size));
 }
 
-#[test]
-fn damage_in_the_middle_of_the_last_segment_is_corruption() {
+fn damage_in_the_middle_of_the_last_segment_is_corruption(mode: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {
         segment_max_bytes: 1_000_000,
-        ..small_config()
+        ..small_config(mode)
     };
     let mut log = open(dir.path(), config.clone());
     fill(&mut log, 10, 1);
@@ -380,18 +374,17 @@ fn damage_in_the_middle_of_the_last_segment_is_corruption() {
     assert!(PartitionLog::open(dir.path(), config).is_ok());
 }
 
-#[test]
-fn damage_in_an_old_segment_is_reported_by_read() {
+fn damage_in_an_old_segment_is_reported_by_read(mode: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let ring = ring();
-    let mut log = open(dir.path(), small_config());
+    let mut log = open(dir.path(), small_config(mode));
     fill(&mut log, 40, 1);
     drop(log);
     let first = segment_logs(dir.path()).remove(0);
     let mut bytes = fs::read(&first).unwrap();
     bytes[150] ^= 0x04; // inside the first batch's records
     fs::write(&first, &bytes).unwrap();
-    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config(mode)).unwrap();
     let reader = log.reader();
     match reader.read(0, 10, u64::MAX) {
         Err(StorageError::Corrupt {
@@ -417,15 +410,14 @@ fn damage_in_an_old_segment_is_reported_by_read() {
     );
 }
 
-#[test]
-fn missing_and_garbage_indexes_are_rebuilt() {
+fn missing_and_garbage_indexes_are_rebuilt(mode: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let ring = ring();
     let mut log = open(
         dir.path(),
         LogConfig {
             index_interval_bytes: 100,
-            ..small_config()
+            ..small_config(mode)
         },
     );
     let (model, _) = fill(&mut log, 60, 1000);
@@ -447,7 +439,7 @@ fn missing_and_garbage_indexes_are_rebuilt() {
         dir.path(),
         LogConfig {
             index_interval_bytes: 100,
-            ..small_config()
+            ..small_config(mode)
         },
     )
     .unwrap();
@@ -471,7 +463,7 @@ fn missing_and_garbage_indexes_are_rebuilt() {
         dir.path(),
         LogConfig {
             index_interval_bytes: 100,
-            ..small_config()
+            ..small_config(mode)
         },
     )
     .unwrap();
@@ -482,11 +474,10 @@ fn missing_and_garbage_indexes_are_rebuilt() {
     );
 }
 
-#[test]
-fn truncate_suffix_drops_whole_batches_and_later_segments() {
+fn truncate_suffix_drops_whole_batches_and_later_segments(mode: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let ring = ring();
-    let mut log = open(dir.path(), small_config());
+    let mut log = open(dir.path(), small_config(mode));
     let (_, b1) = fill(&mut log, 20, 1);
     let mid = log.next_offset();
     // A later term, as after a leader change.
@@ -525,7 +516,7 @@ fn truncate_suffix_drops_whole_batches_and_later_segments() {
     let got = read_all(&log.reader(), &ring, 0, u64::MAX);
     assert_eq!(got.len() as u64, next + 2);
     drop(log);
-    let (log, report) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let (log, report) = PartitionLog::open(dir.path(), small_config(mode)).unwrap();
     assert!(report.torn_tail.is_none());
     assert_eq!(log.next_offset(), next + 2);
     assert_eq!(log.last_term(), 3);
@@ -539,14 +530,13 @@ fn truncate_suffix_drops_whole_batches_and_later_segments() {
     assert_eq!(log.segment_count(), 1);
 }
 
-#[test]
-fn append_raw_copies_a_leader_log() {
+fn append_raw_copies_a_leader_log(mode: IoMode) {
     let leader_dir = tempfile::tempdir().unwrap();
     let follower_dir = tempfile::tempdir().unwrap();
     let ring = ring();
-    let mut leader = open(leader_dir.path(), small_config());
+    let mut leader = open(leader_dir.path(), small_config(mode));
     let (model, _) = fill(&mut leader, 30, 1);
-    let mut follower = open(follower_dir.path(), small_config());
+    let mut follower = open(follower_dir.path(), small_config(mode));
     let res = leader.reader().read(0, 1 << 20, u64::MAX).unwrap();
     let first = &res.batches[0];
     let mut bad = res.batches[1].clone();
@@ -578,11 +568,10 @@ fn append_raw_copies_a_leader_log() {
     assert_eq!(a, b);
 }
 
-#[test]
-fn no_plaintext_reaches_any_file() {
+fn no_plaintext_reaches_any_file(mode: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let ring = ring();
-    let mut log = open(dir.path(), small_config());
+    let mut log = open(dir.path(), small_config(mode));
     let marker = b"SECRET-MARKER-7f3a9c";
     for i in 0..30u64 {
         let mut b = swarmmq_storage::BatchBuilder::new(&ring, 1, 512).unwrap();
@@ -610,151 +599,241 @@ fn no_plaintext_reaches_any_file() {
     }
     assert!(files >= 3);
     // ...while the records decrypt to the marker.
-    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config(mode)).unwrap();
     let got = read_all(&log.reader(), &ring, 0, u64::MAX);
     assert!(got.iter().all(|(_, p)| p.starts_with(marker)));
 }
 
-#[test]
-fn concurrent_reader_sees_whole_valid_batches() {
+/// Reads from `from` to the reader's current end, `max_bytes` at a time, checking
+/// every batch and every record; returns the offset reached.
+fn read_and_check(reader: &LogReader, ring: &KeyRing, from: u64, max_bytes: usize) -> u64 {
+    let mut next = from;
+    let end = reader.next_offset();
+    while next < end {
+        let res = reader.read(next, max_bytes, end).unwrap();
+        assert!(!res.is_empty());
+        for b in &res.batches {
+            assert!(b.verify_crc());
+            for (o, p) in records(b, ring) {
+                if o >= next {
+                    assert_eq!(o, next);
+                    assert_eq!(p, common::payload(o, 90));
+                    next += 1;
+                }
+            }
+        }
+    }
+    next
+}
+
+fn concurrent_reader_sees_whole_valid_batches(mode: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let ring = ring();
     let mut log = open(
         dir.path(),
         LogConfig {
             segment_max_bytes: 2048,
-            ..small_config()
+            // Small: the tailing reader mostly hits, the lagging one mostly misses.
+            tail_cache_bytes: 3000,
+            ..small_config(mode)
         },
     );
-    let reader = log.reader();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let handle = {
-        let stop = stop.clone();
-        let ring = ring.clone();
-        std::thread::spawn(move || {
-            let mut next = 0u64;
-            let mut reads = 0u64;
-            loop {
-                let done = stop.load(std::sync::atomic::Ordering::Acquire);
-                let end = reader.next_offset();
-                if next < end {
-                    let res = reader.read(next, 1500, end).unwrap();
-                    for b in &res.batches {
-                        assert!(b.verify_crc());
-                        for (o, p) in records(b, &ring) {
-                            if o >= next {
-                                assert_eq!(o, next);
-                                assert_eq!(p, common::payload(o, 90));
-                                next += 1;
-                            }
-                        }
-                    }
+    // A reader right behind the writer, one reading a batch at a time (falling behind
+    // the cache), and one re-reading from the start over and over.
+    let readers: Vec<_> = [(1500usize, false), (1, false), (4000, true)]
+        .into_iter()
+        .map(|(max_bytes, restart)| {
+            let stop = stop.clone();
+            let ring = ring.clone();
+            let reader = log.reader();
+            std::thread::spawn(move || {
+                let mut next = 0u64;
+                let mut reads = 0u64;
+                loop {
+                    let done = stop.load(std::sync::atomic::Ordering::Acquire);
+                    let from = if restart { 0 } else { next };
+                    next = read_and_check(&reader, &ring, from, max_bytes);
                     reads += 1;
-                } else if done {
-                    return (next, reads);
+                    if done {
+                        return (next, reads);
+                    }
                 }
-            }
+            })
         })
-    };
-    for _ in 0..400 {
+        .collect();
+    for i in 0..400 {
         let next = log.next_offset();
         log.append(&mut [batch(&ring, next, 3, 90, 1)], 1).unwrap();
+        if i % 10 == 0 {
+            log.sync().unwrap();
+        }
+        if i % 37 == 0 {
+            log.roll().unwrap();
+        }
     }
     stop.store(true, std::sync::atomic::Ordering::Release);
-    let (seen, reads) = handle.join().unwrap();
-    assert_eq!(seen, log.next_offset());
-    assert!(reads > 0);
+    for h in readers {
+        let (seen, reads) = h.join().unwrap();
+        assert_eq!(seen, log.next_offset());
+        assert!(reads > 0);
+    }
     assert!(log.segment_count() > 50);
 }
 
-/// Runs `f` with a 256 KiB tmpfs mounted at a fresh directory, if this process may
-/// mount (root in a permissive container); otherwise says so and skips.
-fn with_small_tmpfs(f: impl FnOnce(&Path)) {
-    let dir = tempfile::tempdir().unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(dir.path())
+/// A small file system to fill up.
+#[derive(Clone, Copy, Debug)]
+enum SmallFs {
+    /// 256 KiB tmpfs (page-cache backed; accepts O_DIRECT opens on recent kernels).
+    Tmpfs,
+    /// 8 MiB ext4 on a loop device: real direct I/O and real block allocation.
+    Ext4,
+}
+
+fn run(cmd: &str, args: &[&std::ffi::OsStr]) -> bool {
+    std::process::Command::new(cmd)
+        .args(args)
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
-        .is_ok_and(|s| s.success());
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs `f` with a small file system mounted at a fresh directory, if this process
+/// may mount (root in a permissive container, loop devices for ext4); otherwise says
+/// so and skips.
+fn with_small_fs(kind: SmallFs, f: impl FnOnce(&Path)) {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let ok = match kind {
+        SmallFs::Tmpfs => run(
+            "mount",
+            &[
+                "-t".as_ref(),
+                "tmpfs".as_ref(),
+                "-o".as_ref(),
+                "size=256k".as_ref(),
+                "tmpfs".as_ref(),
+                mnt.as_os_str(),
+            ],
+        ),
+        SmallFs::Ext4 => {
+            let img = dir.path().join("fs.img");
+            fs::File::create(&img).unwrap().set_len(8 << 20).unwrap();
+            run(
+                "mkfs.ext4",
+                &["-q".as_ref(), "-F".as_ref(), img.as_os_str()],
+            ) && run(
+                "mount",
+                &[
+                    "-o".as_ref(),
+                    "loop".as_ref(),
+                    img.as_os_str(),
+                    mnt.as_os_str(),
+                ],
+            )
+        }
+    };
     if !ok {
         eprintln!(
-            "skipping disk-full test: cannot mount a tmpfs here (not root or no CAP_SYS_ADMIN)"
+            "skipping disk-full test on {kind:?}: cannot mount it here (not root, no CAP_SYS_ADMIN, no loop device or no mkfs.ext4)"
         );
         return;
     }
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(dir.path())));
-    let _ = std::process::Command::new("umount")
-        .arg(dir.path())
-        .status();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mnt)));
+    let _ = run("umount", &[mnt.as_os_str()]);
     if let Err(p) = result {
         std::panic::resume_unwind(p);
     }
 }
 
-#[test]
-fn disk_full_cuts_the_partial_write_and_the_log_stays_usable() {
-    with_small_tmpfs(|mnt| {
-        let ring = ring();
-        let dir = mnt.join("p0");
-        let config = LogConfig {
-            segment_max_bytes: 64 * 1024,
-            ..small_config()
-        };
-        let mut log = open(&dir, config.clone());
-        let mut full = None;
-        for i in 0..1000u64 {
-            let next = log.next_offset();
-            let (size, segs) = (log.size_bytes(), log.segment_count());
-            let mut b: Vec<_> = (0..3)
-                .map(|k| batch(&ring, next + k * 4, 4, 1000, 1))
-                .collect();
-            match log.append(&mut b, 1) {
-                Ok(_) => {}
-                Err(StorageError::DiskFull { .. }) => {
-                    // Nothing of the failed call stays: offsets, sizes, segments, files.
-                    assert_eq!(log.next_offset(), next);
-                    assert_eq!(log.size_bytes(), size);
-                    assert_eq!(log.segment_count(), segs);
-                    let on_disk: u64 = segment_logs(&dir)
-                        .iter()
-                        .map(|p| fs::metadata(p).unwrap().len())
-                        .sum();
-                    assert_eq!(on_disk, size);
-                    full = Some(i);
-                    break;
-                }
-                Err(e) => panic!("unexpected {e}"),
-            }
-        }
-        assert!(full.is_some(), "tmpfs never filled");
-        assert!(!log.is_poisoned());
+/// Appends until the file system is full; checks that the failed append left nothing
+/// behind and that the log stays usable.
+fn fill_until_disk_full(mnt: &Path, mode: IoMode, expect_direct: bool) {
+    let ring = ring();
+    let dir = mnt.join("p0");
+    let config = LogConfig {
+        segment_max_bytes: 64 * 1024,
+        ..small_config(mode)
+    };
+    let mut log = open(&dir, config.clone());
+    if expect_direct {
+        assert_eq!(log.io_mode(), IoMode::Direct);
+    }
+    let mut full = None;
+    for i in 0..2000u64 {
         let next = log.next_offset();
-        assert_eq!(read_all(&log.reader(), &ring, 0, next).len() as u64, next);
-        // Free space by retention, then appending works again.
-        let config2 = LogConfig {
-            retention_max_bytes: Some(64 * 1024),
-            ..config.clone()
-        };
-        drop(log);
-        let (mut log, report) = PartitionLog::open(&dir, config2).unwrap();
-        assert!(report.torn_tail.is_none());
-        assert_eq!(log.next_offset(), next);
-        log.enforce_retention(0).unwrap();
-        log.append(&mut [batch(&ring, next, 2, 1000, 1)], 1)
-            .unwrap();
-        log.sync().unwrap();
-        assert_eq!(log.next_offset(), next + 2);
+        let (size, segs) = (log.size_bytes(), log.segment_count());
+        let mut b: Vec<_> = (0..3)
+            .map(|k| batch(&ring, next + k * 4, 4, 1000, 1))
+            .collect();
+        match log.append(&mut b, 1) {
+            Ok(_) => {}
+            Err(StorageError::DiskFull { path, .. }) => {
+                if expect_direct {
+                    // The direct write of the log itself ran out of space.
+                    assert!(path.extension().is_some_and(|e| e == "log"), "{path:?}");
+                }
+                // Nothing of the failed call stays: offsets, sizes, segments, files
+                // (not even direct-I/O padding: the rollback cut the file to size).
+                assert_eq!(log.next_offset(), next);
+                assert_eq!(log.size_bytes(), size);
+                assert_eq!(log.segment_count(), segs);
+                let on_disk: u64 = segment_logs(&dir)
+                    .iter()
+                    .map(|p| fs::metadata(p).unwrap().len())
+                    .sum();
+                assert_eq!(on_disk, size);
+                full = Some(i);
+                break;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(full.is_some(), "the file system never filled");
+    assert!(!log.is_poisoned());
+    let next = log.next_offset();
+    assert_eq!(read_all(&log.reader(), &ring, 0, next).len() as u64, next);
+    // The same log keeps working where space allows: a sync, and reads from the file.
+    log.sync().unwrap();
+    // Free space by retention, then appending works again.
+    let config2 = LogConfig {
+        retention_max_bytes: Some(64 * 1024),
+        ..config.clone()
+    };
+    drop(log);
+    let (mut log, report) = PartitionLog::open(&dir, config2).unwrap();
+    assert!(report.torn_tail.is_none());
+    assert_eq!(log.next_offset(), next);
+    log.enforce_retention(0).unwrap();
+    log.append(&mut [batch(&ring, next, 2, 1000, 1)], 1)
+        .unwrap();
+    log.sync().unwrap();
+    assert_eq!(log.next_offset(), next + 2);
+    let start = log.start_offset();
+    assert_eq!(
+        read_all(&log.reader(), &ring, start, next + 2).len() as u64,
+        next + 2 - start
+    );
+}
+
+fn disk_full_cuts_the_partial_write_and_the_log_stays_usable(mode: IoMode) {
+    with_small_fs(SmallFs::Tmpfs, |mnt| fill_until_disk_full(mnt, mode, false));
+}
+
+fn disk_full_on_ext4_cuts_the_partial_write_and_the_log_stays_usable(mode: IoMode) {
+    with_small_fs(SmallFs::Ext4, |mnt| {
+        fill_until_disk_full(mnt, mode, mode == IoMode::Direct)
     });
 }
 
-#[test]
-fn a_last_batch_failing_its_crc_is_a_torn_tail() {
+fn a_last_batch_failing_its_crc_is_a_torn_tail(mode: IoMode) {
     let dir = tempfile::tempdir().unwrap();
     let ring = ring();
     let config = LogConfig {
         segment_max_bytes: 1_000_000,
-        ..small_config()
+        ..small_config(mode)
     };
     let mut log = open(dir.path(), config.clone());
     fill(&mut log, 5, 1);
@@ -771,13 +850,13 @@ fn a_last_batch_failing_its_crc_is_a_torn_tail() {
     assert_eq!(torn.position, size);
     assert_eq!(torn.offsets_dropped, Some((next, next + 3)));
     assert!(torn.reason.contains("CRC"), "{}", torn.reason);
+    assert!(!torn.zero_fill);
     assert_eq!((log.next_offset(), log.size_bytes()), (next, size));
 }
 
-#[test]
-fn a_short_older_segment_is_corruption_not_a_torn_tail() {
+fn a_short_older_segment_is_corruption_not_a_torn_tail(mode: IoMode) {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), small_config());
+    let mut log = open(dir.path(), small_config(mode));
     fill(&mut log, 40, 1);
     drop(log);
     let first = segment_logs(dir.path()).remove(0);
@@ -785,9 +864,32 @@ fn a_short_older_segment_is_corruption_not_a_torn_tail() {
     let f = fs::OpenOptions::new().write(true).open(&first).unwrap();
     f.set_len(len - 10).unwrap();
     drop(f);
-    match PartitionLog::open(dir.path(), small_config()) {
+    match PartitionLog::open(dir.path(), small_config(mode)) {
         Err(StorageError::Corrupt { path, .. }) => assert_eq!(path, first),
         other => panic!("expected Corrupt, got {other:?}"),
     }
     assert_eq!(fs::metadata(&first).unwrap().len(), len - 10);
 }
+
+// Every test above runs in both write modes.
+in_both_modes!(
+    append_and_read_back_across_many_segments,
+    several_batches_in_one_append_get_dense_offsets,
+    reads_by_timestamp,
+    rolls_by_size_and_by_age,
+    retention_by_age_and_by_bytes_deletes_whole_old_segments,
+    reopen_after_clean_close_preserves_everything,
+    torn_tail_is_cut_at_every_byte_position,
+    trailing_zeros_are_a_torn_tail,
+    damage_in_the_middle_of_the_last_segment_is_corruption,
+    damage_in_an_old_segment_is_reported_by_read,
+    missing_and_garbage_indexes_are_rebuilt,
+    truncate_suffix_drops_whole_batches_and_later_segments,
+    append_raw_copies_a_leader_log,
+    no_plaintext_reaches_any_file,
+    concurrent_reader_sees_whole_valid_batches,
+    disk_full_cuts_the_partial_write_and_the_log_stays_usable,
+    disk_full_on_ext4_cuts_the_partial_write_and_the_log_stays_usable,
+    a_last_batch_failing_its_crc_is_a_torn_tail,
+    a_short_older_segment_is_corruption_not_a_torn_tail,
+);

@@ -4,7 +4,7 @@
 mod common;
 
 use proptest::prelude::*;
-use swarmmq_storage::{LogConfig, PartitionLog};
+use swarmmq_storage::{IoMode, LogConfig, PartitionLog};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -27,11 +27,13 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn config() -> LogConfig {
+fn config(mode: IoMode) -> LogConfig {
     LogConfig {
         segment_max_bytes: 1500,
         index_interval_bytes: 300,
-        ..common::small_config()
+        // Small enough that reads mix cache hits and file reads.
+        tail_cache_bytes: 2000,
+        ..common::small_config(mode)
     }
 }
 
@@ -39,10 +41,13 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn log_matches_model(ops in proptest::collection::vec(op(), 1..30)) {
+    fn log_matches_model(
+        ops in proptest::collection::vec(op(), 1..30),
+        mode in prop_oneof![Just(IoMode::Direct), Just(IoMode::Buffered)],
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let ring = common::ring();
-        let mut log = PartitionLog::open(dir.path(), config()).unwrap().0;
+        let mut log = PartitionLog::open(dir.path(), config(mode)).unwrap().0;
         // (offset, payload) of every record, and (base offset, term) of every batch.
         let mut model: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut batches: Vec<(u64, u64)> = Vec::new();
@@ -77,7 +82,7 @@ proptest! {
                 }
                 Op::Reopen => {
                     drop(log);
-                    let (l, report) = PartitionLog::open(dir.path(), config()).unwrap();
+                    let (l, report) = PartitionLog::open(dir.path(), config(mode)).unwrap();
                     prop_assert!(report.torn_tail.is_none());
                     log = l;
                 }

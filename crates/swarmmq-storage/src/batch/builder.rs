@@ -290,7 +290,7 @@ impl BatchBuilder {
         put(b, OFF_PRODUCER_SEQ, &self.producer_seq.to_le_bytes());
         put(b, OFF_SALT, self.cipher.salt());
         EncodedBatch {
-            buf,
+            buf: buf.freeze(),
             record_count: self.count,
             first_ts: self.first_ts,
             max_ts: self.max_ts,
@@ -311,10 +311,11 @@ fn encode_uvarint(out: &mut [u8; 10], mut v: u64) -> usize {
 }
 
 /// A finished batch owned by the caller until it is appended. Appending stamps the
-/// base offset, term and CRC into its header in place.
+/// base offset, term and CRC into its header in place; the log's tail cache then
+/// shares the bytes (no copy).
 #[derive(Debug)]
 pub struct EncodedBatch {
-    buf: BytesMut,
+    buf: Bytes,
     record_count: u32,
     first_ts: i64,
     max_ts: i64,
@@ -353,20 +354,32 @@ impl EncodedBatch {
 
     /// Stamps base offset and term and computes the CRC (once per batch).
     pub(crate) fn stamp(&mut self, base_offset: u64, term: u64) {
-        stamp_offsets(&mut self.buf, base_offset, term);
-        put_crc(&mut self.buf);
+        // Normally the only owner, so this is no copy; a reader may still hold the
+        // bytes of an earlier append of this same batch (after a failed append), and
+        // those must not change under it.
+        let mut buf = std::mem::take(&mut self.buf)
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        stamp_offsets(&mut buf, base_offset, term);
+        put_crc(&mut buf);
+        self.buf = buf.freeze();
         self.base_offset = base_offset;
+    }
+
+    /// The bytes, shared (for the tail cache).
+    pub(crate) fn shared_bytes(&self) -> Bytes {
+        self.buf.clone()
     }
 
     /// Stamps the batch as `append` would and returns it as a validated [`Batch`]; for
     /// callers that replicate or test without a log.
     pub fn into_batch(mut self, base_offset: u64, term: u64) -> Result<Batch, StorageError> {
         self.stamp(base_offset, term);
-        Batch::parse(self.buf.freeze())
+        Batch::parse(self.buf)
     }
 
     /// The stamped bytes (after an append), for replication without a copy.
     pub fn into_bytes(self) -> Bytes {
-        self.buf.freeze()
+        self.buf
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use swarmmq_crypto::{KeyRing, MasterKey};
 use swarmmq_storage::{
-    Batch, BatchBuilder, EncodedBatch, FsyncPolicy, LogConfig, LogReader, PartitionLog,
+    Batch, BatchBuilder, EncodedBatch, FsyncPolicy, IoMode, LogConfig, LogReader, PartitionLog,
     RecordHeaderRef, RecordInput,
 };
 use swarmmq_types::MessageId;
@@ -49,12 +49,24 @@ pub fn batch(ring: &KeyRing, first_tag: u64, n: u32, len: usize, ts0: i64) -> En
     b.finish()
 }
 
-pub fn small_config() -> LogConfig {
+pub fn small_config(io: IoMode) -> LogConfig {
     LogConfig {
+        io,
         segment_max_bytes: 4096,
         index_interval_bytes: 512,
         fsync: FsyncPolicy::Never,
         ..LogConfig::default()
+    }
+}
+
+/// Appends `n` batches of 1..=4 records (100-byte payloads, tagged with their offsets,
+/// timestamps now, so a reopened segment is not old enough to roll) one by one.
+pub fn append_tagged(log: &mut PartitionLog, ring: &KeyRing, n: u64) {
+    for i in 0..n {
+        let next = log.next_offset();
+        let now = swarmmq_types::now_ms();
+        log.append(&mut [batch(ring, next, (i % 4 + 1) as u32, 100, now)], 1)
+            .unwrap();
     }
 }
 
@@ -86,4 +98,24 @@ pub fn records(b: &Batch, ring: &KeyRing) -> Vec<(u64, Vec<u8>)> {
             (r.meta.offset, r.payload.to_vec())
         })
         .collect()
+}
+
+/// Turns test functions taking an [`IoMode`] into `direct::name` and `buffered::name`
+/// tests.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod direct {
+            $(#[test]
+            fn $name() {
+                super::$name(swarmmq_storage::IoMode::Direct)
+            })*
+        }
+        mod buffered {
+            $(#[test]
+            fn $name() {
+                super::$name(swarmmq_storage::IoMode::Buffered)
+            })*
+        }
+    };
 }
