@@ -52,6 +52,7 @@ pub fn settings_from(config: &Config) -> anyhow::Result<NodeSettings> {
         retention_age: config.storage.retention_age,
         retention_bytes: config.storage.retention_bytes.map(|b| b.as_u64()),
         max_disk_usage: config.storage.max_disk_usage.map(|b| b.as_u64()),
+        read_cache_bytes: config.storage.read_cache_size.as_u64(),
         default_partitions: config.storage.default_partitions,
         auto_create_destinations: config.storage.auto_create_destinations,
         ack_timeout: config.performance.ack_timeout,

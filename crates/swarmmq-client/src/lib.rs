@@ -19,7 +19,7 @@ pub use error::ClientError;
 pub use producer::{Message, Producer, ProducerConfig, Receipt, ReceiptFuture};
 pub use swarmmq_protocol::{
     AckRequest, Acks, DeliveredMessage, DestinationConfig, DestinationInfo, GroupDescription,
-    GroupMode, GroupSummary, Header, HealthResponse, MetadataResponse, OffsetRange, PartitionInfo,
-    PartitionOffset, PullRequest, Request, Response, SeekPosition,
+    GroupMode, GroupSummary, Header, HealthResponse, JoinGroupRequest, MetadataResponse,
+    OffsetRange, PartitionInfo, PartitionOffset, PullRequest, Request, Response, SeekPosition,
 };
 pub use swarmmq_types::{ErrorCode, MessageId};

@@ -146,6 +146,9 @@ pub struct StorageSection {
     pub default_partitions: u32,
     /// Publishing to an unknown destination creates it. Default true.
     pub auto_create_destinations: bool,
+    /// Memory for recently written batches, shared by all partitions (1–32 MiB each).
+    /// Default 128MiB.
+    pub read_cache_size: ByteSize,
 }
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -163,6 +166,7 @@ impl Default for StorageSection {
             retention_bytes: None,
             default_partitions: 1,
             auto_create_destinations: true,
+            read_cache_size: ByteSize::mib(128),
         }
     }
 }

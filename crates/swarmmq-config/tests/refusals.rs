@@ -43,7 +43,7 @@ fn not_a_size() {
 
 #[test]
 fn unknown_keys_list_the_known_ones() {
-    assert_snapshot!(yaml_err("storage:\n  data_dri: /x\n"), @r#"unknown key "storage.data_dri" (known keys in storage: data_dir, max_disk_usage, fsync, fsync_interval, segment_size, segment_age, retention_age, retention_bytes, default_partitions, auto_create_destinations)"#);
+    assert_snapshot!(yaml_err("storage:\n  data_dri: /x\n"), @r#"unknown key "storage.data_dri" (known keys in storage: data_dir, max_disk_usage, fsync, fsync_interval, segment_size, segment_age, retention_age, retention_bytes, default_partitions, auto_create_destinations, read_cache_size)"#);
     assert_snapshot!(yaml_err("stroage:\n  data_dir: /x\n"), @r#"unknown key "stroage" (known sections: node, cluster, performance, storage, delivery, security, log)"#);
     assert_snapshot!(yaml_err("cluster:\n  nodes:\n    - id: a\n      address: h:1\n    - id: b\n      adress: h:2\n"), @r#"unknown key "cluster.nodes[1].adress" (known keys in cluster.nodes[1]: id, address, roles)"#);
 }
@@ -105,7 +105,7 @@ fn env_errors_name_the_variable_and_the_key() {
 
 #[test]
 fn env_unknown_key_in_a_known_section() {
-    assert_snapshot!(env_err(&[("SWARMMQ_STORAGE_DATA_DRI", "/x")]), @r#"env SWARMMQ_STORAGE_DATA_DRI: unknown key "storage.data_dri" (known keys in storage: data_dir, max_disk_usage, fsync, fsync_interval, segment_size, segment_age, retention_age, retention_bytes, default_partitions, auto_create_destinations)"#);
+    assert_snapshot!(env_err(&[("SWARMMQ_STORAGE_DATA_DRI", "/x")]), @r#"env SWARMMQ_STORAGE_DATA_DRI: unknown key "storage.data_dri" (known keys in storage: data_dir, max_disk_usage, fsync, fsync_interval, segment_size, segment_age, retention_age, retention_bytes, default_partitions, auto_create_destinations, read_cache_size)"#);
     assert_snapshot!(env_err(&[("SWARMMQ_LOG", "debug")]), @r#"env SWARMMQ_LOG: unknown key "log." (known keys in log: level, format)"#);
 }
 

@@ -93,6 +93,8 @@ impl Broker {
                 metrics: Arc::clone(&metrics),
                 queue_depth: limits.max_partition_queue as usize,
                 dedup_max_entries: settings.dedup_max_entries,
+                read_cache_bytes: settings.read_cache_bytes,
+                open_partitions: std::sync::atomic::AtomicU64::new(0),
             },
             metrics,
             limits,
@@ -312,6 +314,9 @@ impl Broker {
             .remove(name)
             .ok_or_else(|| RequestError::unknown_destination(name))?;
         dest.shutdown().await;
+        self.env
+            .open_partitions
+            .fetch_sub(u64::from(dest.spec.partitions), Ordering::Relaxed);
         if let Ok(groups) = dest.groups.lock() {
             for g in groups.keys() {
                 self.metrics.forget_group(g, name, dest.spec.partitions);

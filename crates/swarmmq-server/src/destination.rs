@@ -76,6 +76,27 @@ pub(crate) struct PartitionEnv {
     pub queue_depth: usize,
     /// Most message ids one destination remembers for publish dedup.
     pub dedup_max_entries: usize,
+    /// Node-wide memory for the partitions' tail caches (recent batches served to
+    /// consumers without touching the disk).
+    pub read_cache_bytes: u64,
+    /// Partitions open on the node, to share `read_cache_bytes` between them.
+    pub open_partitions: std::sync::atomic::AtomicU64,
+}
+
+/// Smallest and largest tail cache one partition gets.
+const MIN_PARTITION_CACHE: u64 = 1024 * 1024;
+const MAX_PARTITION_CACHE: u64 = 32 * 1024 * 1024;
+
+impl PartitionEnv {
+    /// One partition's share of the node's read cache, given the partitions already open
+    /// plus the `adding` ones. Earlier partitions keep their share (documented bound).
+    fn cache_share(&self, adding: u64) -> u64 {
+        let open = self
+            .open_partitions
+            .load(std::sync::atomic::Ordering::Relaxed)
+            + adding;
+        (self.read_cache_bytes / open.max(1)).clamp(MIN_PARTITION_CACHE, MAX_PARTITION_CACHE)
+    }
 }
 
 pub(crate) struct Destination {
@@ -106,6 +127,11 @@ impl Destination {
         env: &PartitionEnv,
     ) -> Result<Destination, ServerError> {
         let notify = Arc::new(Notify::new());
+        let cache_share = env.cache_share(u64::from(spec.partitions));
+        env.open_partitions.fetch_add(
+            u64::from(spec.partitions),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let mut partitions = Vec::with_capacity(spec.partitions as usize);
         let mut writers = Vec::with_capacity(spec.partitions as usize);
         for p in 0..spec.partitions {
@@ -117,6 +143,7 @@ impl Destination {
                 retention_max_bytes: spec.retention_bytes,
                 fsync: env.fsync,
                 max_batch_bytes: env.max_batch_bytes,
+                tail_cache_bytes: cache_share,
                 ..LogConfig::default()
             };
             let opened = tokio::task::spawn_blocking(move || PartitionLog::open(&pdir, config))

@@ -27,6 +27,9 @@ pub struct NodeSettings {
     pub retention_bytes: Option<u64>,
     /// Publishes fail with DISK_FULL once stored bytes reach this.
     pub max_disk_usage: Option<u64>,
+    /// Memory for recently written batches, shared by all partitions (each gets
+    /// 1–32 MiB of it), so tailing consumers are served without disk reads.
+    pub read_cache_bytes: u64,
     pub default_partitions: u32,
     pub auto_create_destinations: bool,
     /// Default lease (visibility timeout) of a pulled message.
@@ -63,6 +66,7 @@ impl NodeSettings {
             retention_age: Some(Duration::from_secs(7 * 24 * 3600)),
             retention_bytes: None,
             max_disk_usage: None,
+            read_cache_bytes: 128 * 1024 * 1024,
             default_partitions: 1,
             auto_create_destinations: true,
             ack_timeout: Duration::from_secs(30),

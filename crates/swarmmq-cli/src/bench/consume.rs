@@ -6,11 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use swarmmq_client::{AckRequest, PullRequest, Request, Response};
+use swarmmq_client::{
+    AckRequest, GroupMode, JoinGroupRequest, OffsetRange, PullRequest, Request, Response,
+};
+
 use swarmmq_client::{Connection, ranges_of};
 
 use super::report::{Report, histogram, record};
-use super::{ConsumeBench, ensure_destination, progress};
+use super::{AckArg, ConsumeBench, ensure_destination, progress};
+use crate::cli::ModeArg;
 
 /// A consumer stops after this long without a single message.
 const IDLE_STOP: Duration = Duration::from_secs(2);
@@ -28,19 +32,37 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
     let bar = progress(&b.common, Some(b.count), "consumed");
     let started = Instant::now();
     let mut tasks = Vec::new();
+    let mode = match b.mode {
+        ModeArg::Shared => GroupMode::Shared,
+        ModeArg::Ordered => GroupMode::Ordered,
+    };
     for i in 0..b.consumers.max(1) {
         let conn = Connection::connect(&b.common.node).await?;
+        let consumer_id = format!("bench-consumer-{i}");
+        // Every member joins first, so an ordered group has its assignment and generation.
+        let join = Request::JoinGroup(JoinGroupRequest {
+            destination: b.common.destination.clone(),
+            group: group.clone(),
+            consumer_id: consumer_id.clone(),
+            mode: Some(mode),
+            session_timeout_ms: 30_000,
+        });
+        let generation = match conn.call(&join).await? {
+            Response::JoinGroup(j) => j.generation,
+            _ => anyhow::bail!("unexpected answer to a join"),
+        };
         let pull = Request::Pull(PullRequest {
             destination: b.common.destination.clone(),
             group: group.clone(),
-            consumer_id: format!("bench-consumer-{i}"),
+            consumer_id: consumer_id.clone(),
             max_messages: b.batch,
             max_bytes: 16 * 1024 * 1024 - 128 * 1024,
             max_wait_ms: 500,
             partition: None,
             auto_ack: false,
-            generation: 0,
+            generation,
         });
+        let ack_each = b.ack == AckArg::Each;
         let (consumed, bytes, claimed, target, depth) = (
             Arc::clone(&consumed),
             Arc::clone(&bytes),
@@ -50,6 +72,9 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
         );
         let dest = b.common.destination.clone();
         let group = group.clone();
+        // Below the connection's own in-flight cap (1024), or sends would wait on
+        // answers this loop has not read yet.
+        let ack_window = if ack_each { 512 } else { depth };
         tasks.push(tokio::spawn(async move {
             let mut h = histogram();
             let mut errors = 0u64;
@@ -100,24 +125,44 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
                         last_data = Instant::now();
                         let n = p.messages.len() as u64;
                         let size: u64 = p.messages.iter().map(|m| m.payload.len() as u64).sum();
-                        let ack = Request::Ack(AckRequest {
-                            destination: dest.clone(),
-                            group: group.clone(),
-                            consumer_id: String::new(),
-                            ranges: ranges_of(&p.messages),
-                            generation: 0,
-                        });
-                        match conn.send(&ack).await {
-                            Ok(f) => acks.push_back(f),
-                            Err(_) => errors += 1,
+                        // One ack request per pull, or one per message (each in flight).
+                        let ranges = ranges_of(&p.messages);
+                        let per_request: Vec<Vec<OffsetRange>> = if ack_each {
+                            ranges
+                                .iter()
+                                .flat_map(|r| {
+                                    (r.start..r.end).map(move |o| {
+                                        vec![OffsetRange {
+                                            partition: r.partition,
+                                            start: o,
+                                            end: o + 1,
+                                        }]
+                                    })
+                                })
+                                .collect()
+                        } else {
+                            vec![ranges]
+                        };
+                        for ranges in per_request {
+                            let ack = Request::Ack(AckRequest {
+                                destination: dest.clone(),
+                                group: group.clone(),
+                                consumer_id: consumer_id.clone(),
+                                ranges,
+                                generation,
+                            });
+                            match conn.send(&ack).await {
+                                Ok(f) => acks.push_back(f),
+                                Err(_) => errors += 1,
+                            }
                         }
                         consumed.fetch_add(n, Ordering::Relaxed);
                         bytes.fetch_add(size, Ordering::Relaxed);
                     }
                     _ => errors += 1,
                 }
-                // Acks are pipelined; only keep a few unanswered.
-                while acks.len() > depth {
+                // Acks are pipelined; only keep a bounded number unanswered.
+                while acks.len() > ack_window {
                     if let Some(a) = acks.pop_front()
                         && !matches!(a.wait().await, Ok(Response::Ack(_)))
                     {
@@ -170,6 +215,7 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
         settings: serde_json::json!({
             "node": b.common.node, "destination": b.common.destination, "group": group,
             "consumers": b.consumers, "batch": b.batch, "in_flight": b.in_flight, "count": b.count,
+            "mode": format!("{:?}", b.mode).to_lowercase(), "ack": format!("{:?}", b.ack).to_lowercase(),
         }),
     })
 }

@@ -102,6 +102,18 @@ pub struct ConsumeBench {
     /// Pulls in flight per consumer
     #[arg(long, default_value_t = 2)]
     pub in_flight: usize,
+    /// Group mode (a new group is created per run unless --group is given)
+    #[arg(long, value_enum, default_value_t = crate::cli::ModeArg::Shared)]
+    pub mode: crate::cli::ModeArg,
+    /// One ack request per pull, or one per message
+    #[arg(long, value_enum, default_value_t = AckArg::Batch)]
+    pub ack: AckArg,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AckArg {
+    Batch,
+    Each,
 }
 
 #[derive(Args, Debug, Clone)]
