@@ -1,16 +1,21 @@
-//! Consumer-group delivery state: which offsets of a partition a group has acknowledged,
-//! which are leased to a consumer and until when, which are due for redelivery, and the
-//! durable log that makes acknowledgements survive a crash.
+//! Consumer-group delivery state, as pure state machines plus one durable log:
+//!
+//! - shared (queue) groups: per partition, which offsets are acknowledged, leased (until
+//!   when, at which attempt), ready by priority (with aging), delayed, or due for the
+//!   dead-letter queue (`SharedPartition`);
+//! - ordered (stream) groups: members, sessions, generations and a sticky, balanced
+//!   assignment that moves as few partitions as possible (`Coordinator`);
+//! - the group log that makes acknowledgements, attempts, settlements and commits
+//!   survive a crash (`GroupStore`).
 //!
 //! State is kept as offset *ranges*, not per message, so pulling and acknowledging a
 //! thousand messages costs a handful of map operations. This crate knows nothing of
-//! sockets, the wire protocol or the partition log's bytes; the node asks it which
-//! offsets to hand out and tells it what was acknowledged.
+//! sockets, the wire protocol or the partition log's bytes: the node feeds it record
+//! metadata, asks it which offsets to hand out, and tells it what was acknowledged.
 
 mod coordinator;
 mod error;
 mod group_store;
-
 mod range_map;
 mod shared_partition;
 mod shared_types;
@@ -20,7 +25,6 @@ pub use coordinator::{
     Assignment, Coordinator, CoordinatorError, CoordinatorSettings, HeartbeatResult, MemberView,
 };
 pub use error::DeliveryError;
-
 pub use group_store::{GroupStore, PartitionDurable, StoreSyncer};
 pub use range_map::{RangeMap, RangeSet};
 pub use shared_partition::SharedPartition;
