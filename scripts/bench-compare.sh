@@ -42,22 +42,14 @@
 #            async-nats publishes ONE message per JetStream publish request, so the
 #            equivalent is W = 16 * 262144 / S messages whose ack is outstanding
 #            (nats-bench --in-flight W = async-nats max_ack_inflight, with backpressure).
-#            Caveat: SwarmMQ's client also accepts up to 64 MiB not yet on the wire before
-#            `send` waits, so its measured latency can include that queue; the summary
-#            shows "in flight ~ rate x p50 latency" for both so the reader can see it,
-#            and jetstream-wide runs JetStream with that bound. (`swarmmq bench produce`
-#            has no flag for that buffer, so SwarmMQ cannot be narrowed to W instead.)
-#            NATS_IN_FLIGHT overrides W.
+#            SwarmMQ's producer is also given --max-buffered-bytes W * S, so it never
+#            holds more than W messages unacknowledged either: both sides run with the
+#            same bound on messages in flight. NATS_IN_FLIGHT overrides W.
 #   consume  both: one consumer, pulls of 2000 messages, 2 pulls in flight, every pull
 #            acknowledged with one confirmed request (SwarmMQ: one Ack with the pull's
 #            ranges; JetStream: ack policy `all` and a double ack of the pull's last
 #            message), acks pipelined. Latency = one pull's round trip.
-#            `swarmmq bench consume` keeps issuing pulls until it has its count, so with
-#            exactly N stored its last pull finds nothing and long-polls 500 ms, which is
-#            counted in its time. To measure consumption only, it is given
-#            --count N-2000 (N - batch*(pulls in flight - 1)): it then stops issuing pulls
-#            one pull early and still reads exactly N (checked below). SWARMMQ_TAIL_FIX=0
-#            passes N unchanged.
+#            Both stop issuing pulls once they have asked for N messages.
 #
 # Results: bench-out/compare-<date>.json (machine, settings, every run's JSON, summary)
 # and a markdown snippet for docs/benchmarks.md, printed and saved beside it (.md).
@@ -112,7 +104,7 @@ fi
 STEP_TIMEOUT="${STEP_TIMEOUT:-600}"   # seconds, per bench command
 START_TIMEOUT=30                      # seconds for a server to come up
 SW_CONSUME_COUNT="$N"
-if [[ "${SWARMMQ_TAIL_FIX:-1}" == 1 ]] && (( N % PULL_BATCH == 0 )); then
+if [[ "${SWARMMQ_TAIL_FIX:-0}" == 1 ]] && (( N % PULL_BATCH == 0 )); then
   SW_CONSUME_COUNT=$(( N - PULL_BATCH * (PULLS_IN_FLIGHT - 1) ))
 fi
 
@@ -259,7 +251,8 @@ run_swarmmq() {
   else
     timeout "$STEP_TIMEOUT" "$SWARMMQ" bench produce --node "127.0.0.1:$port" --destination bench \
       --count "$N" --message-size "$S" --batch-bytes "$SW_BATCH_BYTES" \
-      --in-flight "$SW_BATCHES_IN_FLIGHT" --linger "$SW_LINGER" --json \
+      --in-flight "$SW_BATCHES_IN_FLIGHT" --linger "$SW_LINGER" \
+      --max-buffered-bytes $(( NATS_IN_FLIGHT * S )) --json \
       > "$dir/produce.json" 2> "$dir/produce.err" || err="produce failed: $(tail -1 "$dir/produce.err")"
     timeout "$STEP_TIMEOUT" "$SWARMMQ" bench consume --node "127.0.0.1:$port" --destination bench \
       --count "$SW_CONSUME_COUNT" --batch "$PULL_BATCH" --in-flight "$PULLS_IN_FLIGHT" --json \

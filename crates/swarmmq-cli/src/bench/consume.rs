@@ -62,7 +62,7 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
             auto_ack: false,
             generation,
         });
-        let ack_each = b.ack == AckArg::Each;
+        let ack_mode = b.ack;
         let (consumed, bytes, claimed, target, depth) = (
             Arc::clone(&consumed),
             Arc::clone(&bytes),
@@ -74,7 +74,11 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
         let group = group.clone();
         // Below the connection's own in-flight cap (1024), or sends would wait on
         // answers this loop has not read yet.
-        let ack_window = if ack_each { 512 } else { depth };
+        let ack_window = if ack_mode == AckArg::EachRequest {
+            512
+        } else {
+            depth
+        };
         tasks.push(tokio::spawn(async move {
             let mut h = histogram();
             let mut errors = 0u64;
@@ -125,23 +129,17 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
                         last_data = Instant::now();
                         let n = p.messages.len() as u64;
                         let size: u64 = p.messages.iter().map(|m| m.payload.len() as u64).sum();
-                        // One ack request per pull, or one per message (each in flight).
-                        let ranges = ranges_of(&p.messages);
-                        let per_request: Vec<Vec<OffsetRange>> = if ack_each {
-                            ranges
-                                .iter()
-                                .flat_map(|r| {
-                                    (r.start..r.end).map(move |o| {
-                                        vec![OffsetRange {
-                                            partition: r.partition,
-                                            start: o,
-                                            end: o + 1,
-                                        }]
-                                    })
-                                })
-                                .collect()
-                        } else {
-                            vec![ranges]
+                        let single = |m: &swarmmq_client::DeliveredMessage| OffsetRange {
+                            partition: m.partition,
+                            start: m.offset,
+                            end: m.offset + 1,
+                        };
+                        let per_request: Vec<Vec<OffsetRange>> = match ack_mode {
+                            AckArg::Batch => vec![ranges_of(&p.messages)],
+                            AckArg::Each => vec![p.messages.iter().map(single).collect()],
+                            AckArg::EachRequest => {
+                                p.messages.iter().map(|m| vec![single(m)]).collect()
+                            }
                         };
                         for ranges in per_request {
                             let ack = Request::Ack(AckRequest {
@@ -154,6 +152,14 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
                             match conn.send(&ack).await {
                                 Ok(f) => acks.push_back(f),
                                 Err(_) => errors += 1,
+                            }
+                            // Read answers as we go: the connection caps requests in flight.
+                            while acks.len() > ack_window {
+                                if let Some(a) = acks.pop_front()
+                                    && !matches!(a.wait().await, Ok(Response::Ack(_)))
+                                {
+                                    errors += 1;
+                                }
                             }
                         }
                         consumed.fetch_add(n, Ordering::Relaxed);

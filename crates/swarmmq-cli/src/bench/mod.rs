@@ -105,15 +105,20 @@ pub struct ConsumeBench {
     /// Group mode (a new group is created per run unless --group is given)
     #[arg(long, value_enum, default_value_t = crate::cli::ModeArg::Shared)]
     pub mode: crate::cli::ModeArg,
-    /// One ack request per pull, or one per message
+    /// How messages are acknowledged
     #[arg(long, value_enum, default_value_t = AckArg::Batch)]
     pub ack: AckArg,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AckArg {
+    /// One request per pull, consecutive offsets merged into ranges
     Batch,
+    /// Every message acknowledged on its own (one single-offset range each), the acks of
+    /// a pull sent together in one request
     Each,
+    /// Every message acknowledged by its own request
+    EachRequest,
 }
 
 #[derive(Args, Debug, Clone)]
