@@ -59,7 +59,7 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
             max_bytes: 16 * 1024 * 1024 - 128 * 1024,
             max_wait_ms: 500,
             partition: None,
-            auto_ack: false,
+            auto_ack: b.ack == AckArg::Auto,
             generation,
         });
         let ack_mode = b.ack;
@@ -140,6 +140,7 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
                             AckArg::EachRequest => {
                                 p.messages.iter().map(|m| vec![single(m)]).collect()
                             }
+                            AckArg::Auto => Vec::new(),
                         };
                         for ranges in per_request {
                             let ack = Request::Ack(AckRequest {

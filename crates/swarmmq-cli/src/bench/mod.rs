@@ -119,6 +119,8 @@ pub enum AckArg {
     Each,
     /// Every message acknowledged by its own request
     EachRequest,
+    /// No ack requests: the node acknowledges on delivery (at most once)
+    Auto,
 }
 
 #[derive(Args, Debug, Clone)]
