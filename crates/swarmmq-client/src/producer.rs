@@ -333,17 +333,25 @@ impl Pipeline {
             let linger_until = self.open.values().map(|b| b.deadline).min();
             let resume_at = self.resume_at;
             tokio::select! {
-                cmd = rx.recv(), if accepting => match cmd {
-                    Some(Command::Send { destination, message, size, waiter }) => self.add(destination, message, size, waiter),
-                    Some(Command::Flush(done)) => {
+                cmd = rx.recv(), if accepting => {
+                    accepting = self.on_command(cmd);
+                    if self.config.linger.is_zero() {
+                        // Zero linger: take what is queued already, then send it now. A
+                        // timer would add up to 2 ms (tokio timers tick in whole ms).
+                        let mut taken = 0;
+                        while accepting && taken < self.config.max_batch_messages {
+                            match rx.try_recv() {
+                                Ok(cmd) => accepting = self.on_command(Some(cmd)),
+                                Err(mpsc::error::TryRecvError::Empty) => break,
+                                Err(mpsc::error::TryRecvError::Disconnected) => {
+                                    accepting = self.on_command(None)
+                                }
+                            }
+                            taken += 1;
+                        }
                         self.seal_all();
-                        self.flushers.push(done);
                     }
-                    None => {
-                        accepting = false;
-                        self.seal_all();
-                    }
-                },
+                }
                 _ = tokio::time::sleep_until(linger_until.unwrap_or_else(Instant::now)), if linger_until.is_some() => {
                     let now = Instant::now();
                     let due: Vec<String> = self.open.iter().filter(|(_, b)| b.deadline <= now).map(|(d, _)| d.clone()).collect();
@@ -359,6 +367,27 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// Applies one command from the handles; returns whether more may come.
+    fn on_command(&mut self, cmd: Option<Command>) -> bool {
+        match cmd {
+            Some(Command::Send {
+                destination,
+                message,
+                size,
+                waiter,
+            }) => self.add(destination, message, size, waiter),
+            Some(Command::Flush(done)) => {
+                self.seal_all();
+                self.flushers.push(done);
+            }
+            None => {
+                self.seal_all();
+                return false;
+            }
+        }
+        true
     }
 
     fn add(&mut self, destination: String, message: PublishMessage, size: usize, waiter: Waiter) {
