@@ -5,13 +5,17 @@
 //! and makes the batches visible to consumers. Batches that arrive while an fsync runs
 //! wait in the queue and share the next one. File I/O runs on tokio's blocking pool so
 //! no async worker thread ever waits on the disk.
+//!
+//! With policy `interval` the periodic fsync runs beside the appends (a
+//! [`PendingSync`]), so no publish waits for it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use swarmmq_storage::{EncodedBatch, FsyncPolicy, PartitionLog, StorageError};
+use swarmmq_storage::{EncodedBatch, FsyncPolicy, PartitionLog, PendingSync, StorageError};
 use swarmmq_types::ErrorCode;
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::error::RequestError;
 use crate::metrics::Metrics;
@@ -29,6 +33,61 @@ pub(crate) struct WriterContext {
 }
 
 type Waiter = oneshot::Sender<Result<u64, RequestError>>;
+type Syncing = JoinHandle<(PendingSync, std::io::Result<()>)>;
+
+async fn sync_done(
+    syncing: &mut Option<Syncing>,
+) -> Result<(PendingSync, std::io::Result<()>), tokio::task::JoinError> {
+    match syncing {
+        Some(h) => h.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts the interval fsync on the blocking pool; appends continue meanwhile.
+fn start_sync(log: &mut Option<PartitionLog>, ctx: &WriterContext) -> Option<Syncing> {
+    match log.as_mut()?.begin_sync() {
+        Ok(Some(p)) => Some(tokio::task::spawn_blocking(move || {
+            let r = p.run();
+            (p, r)
+        })),
+        Ok(None) => None,
+        Err(e) => {
+            ctx.partition.fail(e.to_string());
+            None
+        }
+    }
+}
+
+/// Records the outcome of an interval fsync; a failure fails the partition.
+fn finish_sync(
+    log: &mut Option<PartitionLog>,
+    ctx: &WriterContext,
+    done: Result<(PendingSync, std::io::Result<()>), tokio::task::JoinError>,
+) {
+    let result = match (done, log.as_mut()) {
+        (Ok((p, r)), Some(l)) => l.finish_sync(p, r).map_err(|e| e.to_string()),
+        (Ok(_), None) => Ok(()),
+        (Err(join), _) => Err(format!("fsync task failed: {join}")),
+    };
+    if let Err(reason) = result {
+        tracing::error!(destination = %ctx.partition.destination, partition = ctx.partition.id, error = %reason, "interval fsync failed");
+        ctx.partition.fail(reason);
+    }
+}
+
+/// Waits for an interval fsync still running (before a final sync or a shutdown).
+async fn settle_sync(
+    log: &mut Option<PartitionLog>,
+    ctx: &WriterContext,
+    syncing: &mut Option<Syncing>,
+) {
+    if syncing.is_some() {
+        let done = sync_done(syncing).await;
+        *syncing = None;
+        finish_sync(log, ctx, done);
+    }
+}
 
 pub(crate) async fn run(
     log: PartitionLog,
@@ -38,6 +97,7 @@ pub(crate) async fn run(
     let mut log = Some(log);
     let mut dirty = false;
     let mut stash: Option<WriterCommand> = None;
+    let mut syncing: Option<Syncing> = None;
     let sync_every = match ctx.fsync {
         FsyncPolicy::Interval(d) => d.max(Duration::from_millis(1)),
         _ => Duration::from_secs(3600),
@@ -52,9 +112,14 @@ pub(crate) async fn run(
                     Some(c) => c,
                     None => break,
                 },
-                _ = tick.tick(), if dirty => {
-                    log = blocking(log, &ctx, |l| l.sync().map(|_| ())).await.0;
+                _ = tick.tick(), if dirty && syncing.is_none() => {
+                    syncing = start_sync(&mut log, &ctx);
                     dirty = false;
+                    continue;
+                }
+                done = sync_done(&mut syncing) => {
+                    syncing = None;
+                    finish_sync(&mut log, &ctx, done);
                     continue;
                 }
             },
@@ -89,6 +154,7 @@ pub(crate) async fn run(
                 }
             }
             WriterCommand::Shutdown { done } => {
+                settle_sync(&mut log, &ctx, &mut syncing).await;
                 let _ = blocking(log, &ctx, |l| l.sync()).await;
                 let _ = done.send(());
                 return;
@@ -96,6 +162,7 @@ pub(crate) async fn run(
         }
     }
     // Every sender is gone: the node is stopping. Make what was written durable.
+    settle_sync(&mut log, &ctx, &mut syncing).await;
     let _ = blocking(log, &ctx, |l| l.sync()).await;
 }
 

@@ -33,6 +33,7 @@ mod config;
 mod index;
 mod io;
 mod log;
+mod pending_sync;
 mod reader;
 mod recovery;
 mod retention;
@@ -40,6 +41,7 @@ mod segment;
 
 pub use config::{FsyncPolicy, IoMode, LogConfig};
 pub use log::{AppendOutcome, PartitionLog};
+pub use pending_sync::PendingSync;
 pub use reader::{LogReader, ReadResult};
 pub use recovery::{RecoveryReport, TornTail};
 pub use retention::RetentionReport;

@@ -11,6 +11,7 @@ use crate::batch::{Batch, EncodedBatch};
 use crate::config::{FsyncPolicy, IoMode, LogConfig};
 use crate::index::{INDEX_ENTRY_LEN, IndexCursor, TIME_ENTRY_LEN, index_entry, time_entry};
 use crate::io::{self, SegmentWriter};
+use crate::pending_sync::PendingSync;
 use crate::reader::{LogReader, Shared};
 use crate::recovery::{RecoveryReport, recover};
 use crate::retention::RetentionReport;
@@ -556,6 +557,61 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Begins a sync that runs outside the log (see [`PendingSync`]); `None` when
+    /// nothing is unsynced. Appends may continue while it runs; a later sync covers them.
+    pub fn begin_sync(&mut self) -> Result<Option<PendingSync>, StorageError> {
+        self.check_poison()?;
+        if !self.dirty && !self.dir_dirty {
+            return Ok(None);
+        }
+        let file_path = self.active()?.log_path.clone();
+        let file = if self.dirty {
+            Some(self.writer.dup_file()?)
+        } else {
+            None
+        };
+        let dir = self.dir_dirty.then(|| self.shared.dir.clone());
+        self.dirty = false;
+        self.dir_dirty = false;
+        self.last_sync = Instant::now();
+        Ok(Some(PendingSync {
+            file,
+            file_path,
+            dir,
+            upto: self.next_offset,
+        }))
+    }
+
+    /// Records the outcome of a [`PendingSync`]: on success its offsets are durable; on
+    /// failure the log is poisoned (see [`PartitionLog::sync`] for why).
+    pub fn finish_sync(
+        &mut self,
+        pending: PendingSync,
+        outcome: std::io::Result<()>,
+    ) -> Result<(), StorageError> {
+        #[cfg(any(test, feature = "fault-injection"))]
+        let outcome = if std::mem::take(&mut self.fail_next_sync) {
+            Err(IoError::other("injected fsync failure"))
+        } else {
+            outcome
+        };
+        match outcome {
+            Ok(()) => {
+                self.synced_offset = self.synced_offset.max(pending.upto.min(self.next_offset));
+                Ok(())
+            }
+            Err(e) => {
+                let op = if pending.dir.is_some() && pending.file.is_none() {
+                    "fsync dir"
+                } else {
+                    "fsync"
+                };
+                let path = pending.failed_path(pending.file.is_some()).to_path_buf();
+                Err(self.poison(op, &path, e))
+            }
+        }
+    }
+
     /// Whether the fsync policy wants a sync now (there is unsynced data and, for
     /// `Interval`, the interval has passed).
     pub fn sync_due(&self) -> bool {
@@ -872,6 +928,58 @@ mod tests {
         .unwrap();
         log.append(&mut [batch(&ring, 1)], 0).unwrap();
         assert!(!log.sync_due());
+    }
+
+    #[test]
+    fn a_detached_sync_covers_what_was_appended_before_it_began() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = KeyRing::single(MasterKey::from_bytes([4; 32]));
+        let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        log.append(&mut [batch(&ring, 2)], 0).unwrap();
+        let pending = log.begin_sync().unwrap().expect("unsynced data");
+        assert_eq!(pending.upto(), 2);
+        // Appends go on while it runs (here: before it runs at all).
+        log.append(&mut [batch(&ring, 3)], 0).unwrap();
+        let outcome = std::thread::spawn(move || {
+            let r = pending.run();
+            (pending, r)
+        })
+        .join()
+        .unwrap();
+        log.finish_sync(outcome.0, outcome.1).unwrap();
+        assert_eq!(log.synced_offset(), 2, "only what preceded the sync");
+        let next = log
+            .begin_sync()
+            .unwrap()
+            .expect("the later append is unsynced");
+        assert_eq!(next.upto(), 5);
+        let r = next.run();
+        log.finish_sync(next, r).unwrap();
+        assert_eq!(log.synced_offset(), 5);
+        assert!(log.begin_sync().unwrap().is_none(), "nothing left to sync");
+    }
+
+    #[test]
+    fn a_failed_detached_sync_poisons_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = KeyRing::single(MasterKey::from_bytes([5; 32]));
+        let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        log.append(&mut [batch(&ring, 1)], 0).unwrap();
+        let pending = log.begin_sync().unwrap().unwrap();
+        let err = log
+            .finish_sync(pending, Err(IoError::other("device gone")))
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Poisoned { .. }), "{err}");
+        assert!(log.is_poisoned());
+        assert_eq!(log.synced_offset(), 0);
+        assert!(matches!(
+            log.append(&mut [batch(&ring, 1)], 0),
+            Err(StorageError::Poisoned { .. })
+        ));
+        assert!(matches!(
+            log.begin_sync(),
+            Err(StorageError::Poisoned { .. })
+        ));
     }
 
     #[test]

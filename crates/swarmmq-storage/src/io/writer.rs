@@ -200,6 +200,14 @@ impl SegmentWriter {
         }
     }
 
+    /// Another handle of the log file, for an fsync that runs elsewhere.
+    pub(crate) fn dup_file(&self) -> Result<File, StorageError> {
+        match &self.kind {
+            Kind::Buffered(f) => dup(f, &self.path),
+            Kind::Direct(d) => dup(&d.file, &self.path),
+        }
+    }
+
     /// Cuts the zero padding after the logical end (direct I/O); returns whether the
     /// file changed. Appending afterwards is fine: the next write restores the block.
     pub(crate) fn trim(&self) -> Result<bool, StorageError> {
