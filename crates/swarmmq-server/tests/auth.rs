@@ -248,3 +248,45 @@ async fn auth_off_answers_authenticate_as_anonymous() {
     node.shutdown();
     node.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_authenticates_on_connect_and_reports_a_refused_key() {
+    use swarmmq_client::{Admin, ClientError, ConnectOptions, Message, Producer, ProducerConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_key(dir.path(), "producer", &["produce:a.*"]);
+    let node = auth_node(dir.path()).await;
+    let addr = node.client_addr().to_string();
+    let with_key = ConnectOptions::new(addr.clone()).with_api_key(key);
+
+    let producer = Producer::connect(&with_key, ProducerConfig::default())
+        .await
+        .unwrap();
+    let receipt = producer
+        .send("a.x", Message::new(Bytes::from_static(b"m")))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(receipt.offset, 0);
+    let err = producer
+        .send("b.x", Message::new(Bytes::from_static(b"m")))
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Forbidden), "{err}");
+
+    let wrong = ConnectOptions::new(addr.clone()).with_api_key("smq_wrong".into());
+    let err = Admin::connect(wrong).await.err().expect("refused");
+    assert!(matches!(err, ClientError::AuthRefused { .. }), "{err}");
+    assert_eq!(err.code(), Some(ErrorCode::Unauthenticated));
+    assert!(err.to_string().contains("refused the API key"), "{err}");
+
+    // Without a key the connect works (Health needs none) but requests are refused.
+    let anonymous = Admin::connect(addr.as_str()).await.unwrap();
+    assert!(anonymous.health().await.is_ok());
+    let err = anonymous.list_destinations().await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Unauthenticated));
+    node.shutdown();
+    node.wait().await.unwrap();
+}
