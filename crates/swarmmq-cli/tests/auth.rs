@@ -270,6 +270,19 @@ fn a_revoked_key_is_refused_on_new_and_open_connections() {
         None,
     ));
     assert!(err.contains("already revoked"), "{err}");
+
+    // SIGHUP reloads the key file at once and does not stop the node.
+    node.signal(1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !node.log_text().contains("SIGHUP: API keys reloaded") {
+        assert!(
+            Instant::now() < deadline,
+            "no reload on SIGHUP: {}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(http_get(node.http(), "/health").map(|(s, _)| s), Some(200));
 }
 
 #[test]
