@@ -31,6 +31,8 @@ pub enum Command {
     Group(GroupArgs),
     /// Measure a running node end to end
     Bench(crate::bench::BenchArgs),
+    /// Manage API keys (create-key, list, revoke) in the key file, with or without a running node
+    Auth(crate::cmd_auth::AuthArgs),
 }
 
 #[derive(Args, Debug)]
@@ -58,7 +60,7 @@ pub struct NodeArgs {
     pub insecure: bool,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 pub struct Target {
     /// Node address
     #[arg(
@@ -68,6 +70,36 @@ pub struct Target {
         default_value = "127.0.0.1:9001"
     )]
     pub node: String,
+    /// API key (smq_...), for a node with authentication on
+    #[arg(long, env = "SWARMMQ_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+impl Target {
+    /// How every client command connects: the address, and the API key if one is given.
+    pub fn connect_options(&self) -> anyhow::Result<swarmmq_client::ConnectOptions> {
+        let mut options = swarmmq_client::ConnectOptions::new(self.node.clone());
+        // An empty SWARMMQ_API_KEY means none, as an unset one does.
+        if let Some(key) = self
+            .api_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+        {
+            options = options.with_api_key(key.to_string());
+        }
+        Ok(options)
+    }
+}
+
+// By hand, so that a key given on the command line never reaches debug output.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("node", &self.node)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -73,12 +73,11 @@ fn print_description(d: &GroupDescription) {
 }
 
 pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
-    let node = match &args.command {
-        GroupCommand::List { target, .. } | GroupCommand::Describe { target, .. } => {
-            target.node.clone()
-        }
+    let target = match &args.command {
+        GroupCommand::List { target, .. } | GroupCommand::Describe { target, .. } => target,
     };
-    let admin = Admin::connect(&node)
+    let node = target.node.clone();
+    let admin = Admin::connect(target.connect_options()?)
         .await
         .with_context(|| format!("cannot reach a node at {node}"))?;
     match args.command {

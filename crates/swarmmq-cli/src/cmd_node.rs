@@ -60,6 +60,8 @@ pub fn settings_from(config: &Config) -> anyhow::Result<NodeSettings> {
         dedup_window: config.delivery.dedup_window,
         dedup_max_entries: config.delivery.dedup_max_ids as usize,
         limits: config.limits(),
+        auth_enabled: config.security.auth_enabled,
+        api_keys_file: Some(config.api_keys_file()),
         ..defaults
     })
 }

@@ -4,6 +4,7 @@
 
 mod bench;
 mod cli;
+mod cmd_auth;
 mod cmd_consume;
 mod cmd_group;
 mod cmd_node;
@@ -54,6 +55,7 @@ fn main() {
             Command::Topic(args) => cmd_topic::run(args).await,
             Command::Group(args) => cmd_group::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Auth(args) => cmd_auth::run(args),
         }
     });
     // Background tasks (a client's reader, say) must not keep the process alive.

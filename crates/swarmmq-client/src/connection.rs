@@ -7,13 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use swarmmq_protocol::{FrameDecoder, Request, Response, decode_response, encode_request};
+use swarmmq_protocol::{
+    AuthenticateRequest, FrameDecoder, Request, Response, decode_response, encode_request,
+};
 use swarmmq_types::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::ClientError;
+use crate::options::ConnectOptions;
 
 /// Most requests one connection keeps in flight; `send` waits beyond it.
 const MAX_IN_FLIGHT: usize = 1024;
@@ -86,8 +89,44 @@ impl ResponseFuture {
 }
 
 impl Connection {
-    /// Connects to `addr` (`host:port`).
-    pub async fn connect(addr: &str) -> Result<Connection, ClientError> {
+    /// Connects to the node (`"host:port"` or [`ConnectOptions`]). With an API key, the
+    /// connection authenticates before it is returned; a refused key is
+    /// [`ClientError::AuthRefused`] carrying the node's code.
+    pub async fn connect(options: impl Into<ConnectOptions>) -> Result<Connection, ClientError> {
+        let options = options.into();
+        let conn = Connection::open(&options.addr).await?;
+        if let Some(api_key) = &options.api_key {
+            let req = Request::Authenticate(AuthenticateRequest {
+                api_key: api_key.clone(),
+            });
+            // Written before any other request can be, so everything after runs as it.
+            let answer = conn.send(&req).await?.wait().await;
+            match answer {
+                Ok(Response::Authenticate(_)) => {}
+                Ok(Response::Error(e)) => {
+                    conn.close();
+                    return Err(ClientError::AuthRefused {
+                        addr: options.addr.clone(),
+                        code: e.code,
+                        message: e.message,
+                    });
+                }
+                Ok(_) => {
+                    conn.close();
+                    return Err(ClientError::Protocol(
+                        "unexpected answer to authenticate".into(),
+                    ));
+                }
+                Err(e) => {
+                    conn.close();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(conn)
+    }
+
+    async fn open(addr: &str) -> Result<Connection, ClientError> {
         let connect_err = |reason: String| ClientError::Connect {
             addr: addr.to_string(),
             reason,

@@ -8,6 +8,14 @@ pub enum ClientError {
     ConnectionLost { addr: String, reason: String },
     #[error("{code}: {message}")]
     Server { code: ErrorCode, message: String },
+    /// The node refused the connection's API key (or the address is blocked for too
+    /// many failed attempts).
+    #[error("{addr} refused the API key: {code}: {message}")]
+    AuthRefused {
+        addr: String,
+        code: ErrorCode,
+        message: String,
+    },
     #[error("protocol error: {0}")]
     Protocol(String),
     #[error("timed out after {0:?}")]
@@ -22,7 +30,7 @@ impl ClientError {
     /// The node's error code, when the node answered with an error.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            ClientError::Server { code, .. } => Some(*code),
+            ClientError::Server { code, .. } | ClientError::AuthRefused { code, .. } => Some(*code),
             _ => None,
         }
     }
@@ -33,7 +41,9 @@ impl ClientError {
             ClientError::Connect { .. }
             | ClientError::ConnectionLost { .. }
             | ClientError::Timeout(_) => true,
-            ClientError::Server { code, .. } => code.is_retriable(),
+            ClientError::Server { code, .. } | ClientError::AuthRefused { code, .. } => {
+                code.is_retriable()
+            }
             _ => false,
         }
     }

@@ -1,6 +1,6 @@
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use swarmmq_types::Limits;
@@ -15,6 +15,9 @@ use crate::tree::{Node, Value};
 
 /// A config file larger than this is refused before it is read: real ones are a few KiB.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The key file's name in the data dir when `security.api_keys_file` is not set.
+pub const API_KEYS_FILE_NAME: &str = "api-keys.json";
 
 /// Framing room reserved around the largest message in a frame (headers, key, fields).
 pub const FRAME_OVERHEAD: u64 = 64 * 1024;
@@ -58,6 +61,15 @@ impl Config {
     pub fn from_yaml_str(yaml: &str) -> Result<Config, ConfigError> {
         let origin = Origin::Inline;
         from_tree(&parse_yaml(yaml, &origin)?, &origin)
+    }
+
+    /// Where the API keys are: `security.api_keys_file`, or `api-keys.json` in the
+    /// data dir. The node and `swarmmq auth` both resolve it this way.
+    pub fn api_keys_file(&self) -> PathBuf {
+        self.security
+            .api_keys_file
+            .clone()
+            .unwrap_or_else(|| self.storage.data_dir.join(API_KEYS_FILE_NAME))
     }
 
     /// [`Limits::DEFAULT`] with the configurable bounds taken from `performance`.

@@ -20,7 +20,7 @@ mod validate;
 
 pub use byte_size::ByteSize;
 pub use choices::{FsyncPolicy, LogFormat, NodeRole};
-pub use config::{Config, FRAME_OVERHEAD, MAX_FILE_BYTES, process_env};
+pub use config::{API_KEYS_FILE_NAME, Config, FRAME_OVERHEAD, MAX_FILE_BYTES, process_env};
 pub use error::{ConfigError, Origin};
 pub use master_key::MasterKey;
 pub use sections::{

@@ -212,6 +212,9 @@ pub struct SecuritySection {
     pub tls_ca: Option<PathBuf>,
     /// Require API keys. Default false.
     pub auth_enabled: bool,
+    /// The API key file (managed by `swarmmq auth`). Default none:
+    /// `<storage.data_dir>/api-keys.json`; see [`crate::Config::api_keys_file`].
+    pub api_keys_file: Option<PathBuf>,
     /// Allow a non-loopback `node.bind` without TLS. Default false.
     pub allow_insecure: bool,
 }

@@ -184,6 +184,20 @@ impl Config {
             }
             _ => {}
         }
+        if let Some(file) = &s.api_keys_file {
+            if file.as_os_str().is_empty() {
+                return refuse(
+                    "security.api_keys_file",
+                    "must not be empty (leave it out for <storage.data_dir>/api-keys.json)",
+                );
+            }
+            if file.file_name().is_none() || file.as_os_str().to_string_lossy().ends_with('/') {
+                return refuse(
+                    "security.api_keys_file",
+                    format!("{} names a directory; name the file", file.display()),
+                );
+            }
+        }
         if s.tls_ca.is_some() && s.tls_cert.is_none() {
             return refuse(
                 "security.tls_ca",

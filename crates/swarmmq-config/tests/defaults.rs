@@ -50,6 +50,11 @@ fn defaults_equal_the_documented_defaults() {
     assert!(sec.tls_cert.is_none() && sec.tls_key.is_none() && sec.tls_ca.is_none());
     assert!(!sec.auth_enabled);
     assert!(!sec.allow_insecure);
+    assert!(sec.api_keys_file.is_none());
+    assert_eq!(
+        c.api_keys_file(),
+        std::path::PathBuf::from("./swarmmq-data/api-keys.json")
+    );
 
     assert_eq!(c.log.level, "info");
     assert_eq!(c.log.format, LogFormat::Text);

@@ -71,6 +71,10 @@ fn production_example_is_hardened() {
     assert_eq!(config.node.bind, "0.0.0.0".parse::<IpAddr>().unwrap());
     assert_eq!(config.storage.fsync, FsyncPolicy::Always);
     assert!(config.security.auth_enabled);
+    assert_eq!(
+        config.api_keys_file(),
+        PathBuf::from("/etc/swarmmq/api-keys.json")
+    );
     assert!(!config.security.allow_insecure);
     assert!(config.security.tls_cert.is_some());
     assert!(config.security.tls_key.is_some());

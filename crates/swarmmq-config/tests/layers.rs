@@ -180,3 +180,20 @@ fn process_env_passes_the_utf8_environment_through() {
     let std: Vec<_> = std::env::vars().collect();
     assert_eq!(ours, std);
 }
+
+#[test]
+fn api_keys_file_defaults_into_the_data_dir_and_env_overrides_it() {
+    let c = Config::load(None, env(&[("SWARMMQ_STORAGE_DATA_DIR", "/srv/mq")])).unwrap();
+    assert_eq!(c.security.api_keys_file, None);
+    assert_eq!(c.api_keys_file(), PathBuf::from("/srv/mq/api-keys.json"));
+    let f = file("security:\n  api_keys_file: /etc/swarmmq/keys.json\n");
+    let c = Config::load(Some(f.path()), []).unwrap();
+    assert_eq!(c.api_keys_file(), PathBuf::from("/etc/swarmmq/keys.json"));
+    let c = Config::load(
+        Some(f.path()),
+        env(&[("SWARMMQ_SECURITY_API_KEYS_FILE", "/run/keys.json")]),
+    )
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.api_keys_file(), PathBuf::from("/run/keys.json"));
+}

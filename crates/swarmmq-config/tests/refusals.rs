@@ -281,3 +281,9 @@ fn tls_files_come_in_pairs() {
 fn log_level_not_empty() {
     assert_snapshot!(invalid("log:\n  level: \"\"\n"), @"log.level: must not be empty (e.g. info, or swarmmq=debug,info)");
 }
+
+#[test]
+fn api_keys_file_names_a_file() {
+    assert_snapshot!(invalid("security:\n  api_keys_file: \"\"\n"), @"security.api_keys_file: must not be empty (leave it out for <storage.data_dir>/api-keys.json)");
+    assert_snapshot!(invalid("security:\n  api_keys_file: /etc/swarmmq/\n"), @"security.api_keys_file: /etc/swarmmq/ names a directory; name the file");
+}

@@ -1,5 +1,7 @@
 //! The typed requests and responses; the codec turns these into bytes and back.
 
+use std::fmt;
+
 use bytes::Bytes;
 use swarmmq_types::{ErrorCode, MessageId, Offset, PartitionId};
 
@@ -25,10 +27,11 @@ pub enum Opcode {
     ExtendLease = 16,
     ListGroups = 17,
     DescribeGroup = 18,
+    Authenticate = 19,
 }
 
 impl Opcode {
-    pub const ALL: [Opcode; 18] = [
+    pub const ALL: [Opcode; 19] = [
         Opcode::Publish,
         Opcode::Pull,
         Opcode::Ack,
@@ -47,6 +50,7 @@ impl Opcode {
         Opcode::ExtendLease,
         Opcode::ListGroups,
         Opcode::DescribeGroup,
+        Opcode::Authenticate,
     ];
 
     pub fn as_u8(self) -> u8 {
@@ -441,6 +445,32 @@ pub struct DescribeGroupRequest {
     pub group: String,
 }
 
+/// Longest API key an [`AuthenticateRequest`] may carry, in bytes.
+pub const MAX_API_KEY_BYTES: u32 = 256;
+
+/// Proves who the connection acts as; sent first on a connection, before anything
+/// else. `Debug` does not print the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthenticateRequest {
+    /// `smq_<id>_<secret>`; at most [`MAX_API_KEY_BYTES`].
+    pub api_key: String,
+}
+
+impl fmt::Debug for AuthenticateRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthenticateRequest")
+            .field("api_key", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthenticateResponse {
+    /// The name of the key the node accepted (`anonymous` when the node has
+    /// authentication off).
+    pub principal: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrorResponse {
     pub code: ErrorCode,
@@ -467,6 +497,7 @@ pub enum Request {
     ExtendLease(ExtendLeaseRequest),
     ListGroups,
     DescribeGroup(DescribeGroupRequest),
+    Authenticate(AuthenticateRequest),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -491,6 +522,7 @@ pub enum Response {
     ExtendLease(AckResponse),
     ListGroups(Vec<GroupSummary>),
     DescribeGroup(GroupDescription),
+    Authenticate(AuthenticateResponse),
     /// Any operation may be answered with an error instead.
     Error(ErrorResponse),
 }
@@ -516,6 +548,7 @@ impl Request {
             Request::ExtendLease(_) => Opcode::ExtendLease,
             Request::ListGroups => Opcode::ListGroups,
             Request::DescribeGroup(_) => Opcode::DescribeGroup,
+            Request::Authenticate(_) => Opcode::Authenticate,
         }
     }
 }
@@ -542,6 +575,7 @@ impl Response {
             Response::ExtendLease(_) => Opcode::ExtendLease,
             Response::ListGroups(_) => Opcode::ListGroups,
             Response::DescribeGroup(_) => Opcode::DescribeGroup,
+            Response::Authenticate(_) => Opcode::Authenticate,
             Response::Error(_) => return None,
         })
     }

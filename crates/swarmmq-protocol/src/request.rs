@@ -14,10 +14,10 @@ use crate::header::check_body_len;
 use crate::reader::Reader;
 use crate::writer::{encode_frame, put_bool, put_count, put_opt, put_str};
 use crate::{
-    AckRequest, Acks, CommitOffsetsRequest, CreateDestinationRequest, DescribeGroupRequest,
-    ExtendLeaseRequest, Flags, FrameHeader, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
-    NackRequest, Opcode, ProtocolError, PublishMessage, PublishRequest, PullRequest, Request,
-    SeekRequest,
+    AckRequest, Acks, AuthenticateRequest, CommitOffsetsRequest, CreateDestinationRequest,
+    DescribeGroupRequest, ExtendLeaseRequest, Flags, FrameHeader, HeartbeatRequest,
+    JoinGroupRequest, LeaveGroupRequest, MAX_API_KEY_BYTES, NackRequest, Opcode, ProtocolError,
+    PublishMessage, PublishRequest, PullRequest, Request, SeekRequest,
 };
 
 /// priority + deliver_at presence + ttl presence + the shared message tail.
@@ -164,6 +164,7 @@ fn put_request_body(
             put_str(out, "destination", &d.destination, text)?;
             put_str(out, "group", &d.group, text)?;
         }
+        Request::Authenticate(a) => put_str(out, "api key", &a.api_key, MAX_API_KEY_BYTES)?,
         Request::ListDestinations | Request::Health | Request::Metadata | Request::ListGroups => {}
     }
     Ok(())
@@ -345,6 +346,9 @@ fn read_request_body(
         Opcode::DescribeGroup => Request::DescribeGroup(DescribeGroupRequest {
             destination: r.string("destination", text)?,
             group: r.string("group", text)?,
+        }),
+        Opcode::Authenticate => Request::Authenticate(AuthenticateRequest {
+            api_key: r.string("api key", MAX_API_KEY_BYTES)?,
         }),
     })
 }

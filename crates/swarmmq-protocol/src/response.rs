@@ -16,9 +16,9 @@ use crate::pull_encoder::put_delivered_owned;
 use crate::reader::Reader;
 use crate::writer::{encode_frame, put_bool, put_count, put_str};
 use crate::{
-    AckResponse, DeliveredMessage, ErrorResponse, Flags, FrameHeader, HealthResponse,
-    HeartbeatResponse, JoinGroupResponse, MetadataResponse, NodeInfo, Opcode, ProtocolError,
-    PublishResponse, PublishRun, PullResponse, Response, SeekResponse,
+    AckResponse, AuthenticateResponse, DeliveredMessage, ErrorResponse, Flags, FrameHeader,
+    HealthResponse, HeartbeatResponse, JoinGroupResponse, MetadataResponse, NodeInfo, Opcode,
+    ProtocolError, PublishResponse, PublishRun, PullResponse, Response, SeekResponse,
 };
 
 /// partition + base offset + count + duplicate flag.
@@ -155,6 +155,7 @@ fn put_response_body(
         Response::Seek(s) => put_offsets(out, &s.offsets, limits)?,
         Response::ListGroups(list) => put_group_summaries(out, list, limits)?,
         Response::DescribeGroup(d) => put_group_description(out, d, limits)?,
+        Response::Authenticate(a) => put_str(out, "principal", &a.principal, text)?,
         Response::Error(e) => put_error_body(out, e, limits)?,
     }
     Ok(())
@@ -261,6 +262,9 @@ fn read_response_body(
         }),
         Opcode::ListGroups => Response::ListGroups(read_group_summaries(r, limits)?),
         Opcode::DescribeGroup => Response::DescribeGroup(read_group_description(r, limits)?),
+        Opcode::Authenticate => Response::Authenticate(AuthenticateResponse {
+            principal: r.string("principal", text)?,
+        }),
         Opcode::Metadata => {
             let cluster_name = r.string("cluster name", text)?;
             // No limit names a node count; the bytes left in the frame bound it.

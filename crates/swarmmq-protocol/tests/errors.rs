@@ -692,3 +692,45 @@ fn stale_generation_is_a_retriable_error_answer() {
     assert!(got.code.is_retriable());
     assert_eq!(got.code.name(), "STALE_GENERATION");
 }
+
+#[test]
+fn api_keys_past_256_bytes_are_refused_both_ways() {
+    let long = Request::Authenticate(AuthenticateRequest {
+        api_key: "k".repeat(257),
+    });
+    let too_long = ProtocolError::TooLong {
+        field: "api key",
+        len: 257,
+        limit: 256,
+    };
+    let mut out = BytesMut::new();
+    assert_eq!(
+        encode_request(1, &long, &L, &mut out),
+        Err(too_long.clone())
+    );
+    assert!(out.is_empty());
+    // A hand-made frame with a 257-byte key: refused before the key is read.
+    let mut body = BytesMut::new();
+    body.put_u16(257);
+    body.put_slice(&[b'k'; 257]);
+    let (_, res) = decode_req(frame(19, Flags::NONE, 5, &body), &L);
+    let err = res.unwrap_err();
+    assert_eq!(err, too_long);
+    assert_eq!(err.code(), ErrorCode::InvalidRequest);
+    assert!(!err.is_fatal());
+    // Exactly 256 bytes is fine.
+    let max = Request::Authenticate(AuthenticateRequest {
+        api_key: "k".repeat(256),
+    });
+    assert_eq!(decode_req(encoded(&max), &L).1, Ok(max));
+}
+
+#[test]
+fn an_api_key_never_shows_in_debug_output() {
+    let req = Request::Authenticate(AuthenticateRequest {
+        api_key: "smq_0123456789ab_topsecret".into(),
+    });
+    let text = format!("{req:?}");
+    assert!(!text.contains("topsecret"), "{text}");
+    assert!(text.contains("redacted"), "{text}");
+}

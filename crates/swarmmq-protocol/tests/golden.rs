@@ -1085,3 +1085,47 @@ fn describe_group_response() {
     ",
     );
 }
+
+// Authentication (opcode 19).
+
+#[test]
+fn authenticate_request_and_response() {
+    let req = Request::Authenticate(AuthenticateRequest {
+        api_key: "smq_0123456789ab_c2VjcmV0".into(),
+    });
+    golden_request(
+        19,
+        req,
+        "
+        53 51 01 13 0000 0000 00000013 0000001b  # header: Authenticate, request, cid 19, 27 bytes
+        0019                                     # api key: 25 bytes
+        736d715f 30313233 34353637 38396162      #   'smq_0123456789ab'
+        5f 6332566a636d5630                      #   '_c2VjcmV0'
+    ",
+    );
+    golden_response(
+        19,
+        Opcode::Authenticate,
+        Response::Authenticate(AuthenticateResponse {
+            principal: "orders-svc".into(),
+        }),
+        "
+        53 51 01 13 0001 0000 00000013 0000000c  # header: Authenticate, response, cid 19, 12 bytes
+        000a 6f72646572732d737663                # principal 'orders-svc'
+    ",
+    );
+    let refused = Response::Error(ErrorResponse {
+        code: ErrorCode::Unauthenticated,
+        message: "invalid API key".into(),
+    });
+    golden_response(
+        19,
+        Opcode::Authenticate,
+        refused,
+        "
+        53 51 01 13 0003 0000 00000013 00000013  # header: Authenticate, RESPONSE|ERROR, 19 bytes
+        000e                                     # code 14 UNAUTHENTICATED
+        000f 696e76616c696420415049206b6579      # 'invalid API key'
+    ",
+    );
+}

@@ -28,6 +28,8 @@ pub(crate) struct Broker {
     pub limits: Limits,
     pub keyring: Arc<KeyRing>,
     pub metrics: Arc<Metrics>,
+    /// API keys and failed-attempt limits (inert when auth is off).
+    pub auth: Arc<crate::auth::AuthState>,
     pub started: Instant,
     pub auto_create: bool,
     defaults: DestinationSpec,
@@ -69,6 +71,11 @@ impl Broker {
             cluster_name: settings.cluster_name.clone(),
             client_addr: settings.client_addr,
             keyring: Arc::new(keyring),
+            auth: Arc::new(crate::auth::AuthState::open(
+                settings.auth_enabled,
+                settings.api_keys_path(),
+                &settings.data_dir,
+            )),
             started: Instant::now(),
             auto_create: settings.auto_create_destinations,
             defaults: DestinationSpec {

@@ -8,6 +8,7 @@
 //! and hands it here.
 
 mod admin;
+mod auth;
 mod broker;
 mod dedup;
 mod destination;

@@ -53,6 +53,11 @@ pub(crate) struct CodeLabel {
     pub code: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabel {
+    pub reason: &'static str,
+}
+
 pub(crate) struct Metrics {
     registry: Registry,
     pub messages_in: Family<DestinationLabel, Counter>,
@@ -76,6 +81,8 @@ pub(crate) struct Metrics {
     pub batches_per_commit: Histogram,
     pub open_connections: Gauge,
     pub errors: Family<CodeLabel, Counter>,
+    /// Refused authentications and authorizations; reasons are a fixed set of labels.
+    pub auth_failures: Family<ReasonLabel, Counter>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -108,6 +115,7 @@ impl Metrics {
             batches_per_commit: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             open_connections: Gauge::default(),
             errors: Family::default(),
+            auth_failures: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -222,6 +230,12 @@ impl Metrics {
             "Error answers sent to clients, by error code",
             m.errors.clone(),
         );
+        registry.register(
+            "auth_failures",
+            "Refused API keys and requests, by reason (missing_key, malformed, unknown_key, \
+             wrong_secret, revoked, rate_limited, forbidden)",
+            m.auth_failures.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -234,6 +248,12 @@ impl Metrics {
     pub fn error(&self, code: ErrorCode) {
         self.errors
             .get_or_create(&CodeLabel { code: code.name() })
+            .inc();
+    }
+
+    pub fn auth_failure(&self, reason: &'static str) {
+        self.auth_failures
+            .get_or_create(&ReasonLabel { reason })
             .inc();
     }
 

@@ -149,6 +149,8 @@ impl Node {
                     }
                 }
             });
+            let key_watch =
+                tokio::spawn(crate::auth::watch(Arc::clone(&broker.auth), token.clone()));
             let ticker = tokio::spawn({
                 let broker = Arc::clone(&broker);
                 let stop = token.clone();
@@ -173,6 +175,7 @@ impl Node {
             }
             let _ = retention.await;
             let _ = ticker.await;
+            let _ = key_watch.await;
             broker.shutdown().await;
             http_stop.cancel();
             let _ = http_task.await;

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use swarmmq_auth::Principal;
 use swarmmq_protocol::{
     ErrorResponse, Frame, FrameDecoder, Opcode, Request, Response, decode_request, encode_error,
     encode_response,
@@ -27,6 +28,8 @@ use crate::group_ops;
 use crate::publish;
 use crate::pull;
 
+mod authn;
+
 const READ_CHUNK: usize = 256 * 1024;
 
 /// An encoded answer and the permits it releases once written.
@@ -44,6 +47,12 @@ pub(crate) struct Session {
     out: mpsc::Sender<Outgoing>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    /// Who this connection acts as once an Authenticate succeeded (auth on).
+    principal: Option<Principal>,
+    /// The key store generation `principal` was checked against.
+    principal_generation: u64,
+    /// The key id of a principal revoked while connected, for a clear refusal.
+    revoked_key: Option<String>,
 }
 
 pub(crate) async fn serve(
@@ -66,13 +75,16 @@ pub(crate) async fn serve(
     let request_slots = Arc::new(Semaphore::new(
         limits.max_inflight_requests_per_connection as usize,
     ));
-    let session = Session {
+    let mut session = Session {
         broker,
         peer,
         producer_id,
         out: tx,
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
+        principal: None,
+        principal_generation: 0,
+        revoked_key: None,
     };
     let mut decoder = FrameDecoder::new(&limits);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
@@ -140,7 +152,7 @@ async fn acquire(
 
 impl Session {
     /// Starts one request. Returns false when the connection must close.
-    async fn handle(&self, frame: Frame, permits: Vec<OwnedSemaphorePermit>) -> bool {
+    async fn handle(&mut self, frame: Frame, permits: Vec<OwnedSemaphorePermit>) -> bool {
         let corr = frame.header.correlation_id;
         let opcode = frame.header.opcode;
         let request = match decode_request(&frame.header, frame.body, &self.broker.limits) {
@@ -161,7 +173,20 @@ impl Session {
             }
         };
         let op = request.opcode();
+        // In line, before the next frame is read: requests pipelined behind an
+        // Authenticate, or after a revocation, are judged by the state it leaves.
+        if self.broker.auth.enabled {
+            self.recheck_principal();
+        }
+        if let Err(e) =
+            crate::auth::authorize(&request, self.principal.as_ref(), self.broker.auth.enabled)
+        {
+            return self.refuse_request(corr, op, e, permits).await;
+        }
         match request {
+            Request::Authenticate(req) => {
+                return self.authenticate(corr, op, req, permits).await;
+            }
             Request::Publish(req) => {
                 // Prepared in line: this is what keeps a producer's pipelined batches in order.
                 match publish::prepare(&self.broker, req, self.producer_id).await {
@@ -275,7 +300,7 @@ async fn run_small(broker: &Broker, req: Request) -> Result<Response, RequestErr
         }
         Request::Health => Response::Health(admin::health(broker)),
         Request::Metadata => Response::Metadata(admin::metadata(broker)?),
-        Request::Publish(_) | Request::Pull(_) => {
+        Request::Publish(_) | Request::Pull(_) | Request::Authenticate(_) => {
             return Err(RequestError::new(
                 ErrorCode::Internal,
                 "request routed to the wrong handler",

@@ -47,6 +47,10 @@ pub struct NodeSettings {
     pub retention_check_interval: Duration,
     /// Longest a graceful shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Require an API key on every request but Health.
+    pub auth_enabled: bool,
+    /// The API key file; `None`: `api-keys.json` in the data dir.
+    pub api_keys_file: Option<PathBuf>,
 }
 
 impl NodeSettings {
@@ -78,7 +82,16 @@ impl NodeSettings {
             limits: Limits::DEFAULT,
             retention_check_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            auth_enabled: false,
+            api_keys_file: None,
         }
+    }
+
+    /// Where the API keys are read from.
+    pub fn api_keys_path(&self) -> PathBuf {
+        self.api_keys_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("api-keys.json"))
     }
 
     /// Defaults for a test node: free ports, the given data dir.

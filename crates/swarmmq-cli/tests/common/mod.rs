@@ -175,6 +175,7 @@ pub fn swarmmq(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(BIN)
         .args(args)
         .env_remove("SWARMMQ_NODE")
+        .env_remove("SWARMMQ_API_KEY")
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {

@@ -167,7 +167,17 @@ pub fn acks() -> impl Strategy<Value = Acks> {
 
 /// Every request, each variant about equally likely.
 pub fn request() -> impl Strategy<Value = Request> {
-    prop_oneof![10 => destination_request(), 8 => group_request()]
+    prop_oneof![10 => destination_request(), 8 => group_request(), 1 => auth_request()]
+}
+
+/// An API key: any printable text up to the 256-byte limit, and the real shape.
+pub fn auth_request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        "\\PC{0,12}",
+        "[a-z]{250,256}",
+        "smq_[0-9a-f]{12}_[A-Za-z0-9_-]{43}",
+    ]
+    .prop_map(|api_key| Request::Authenticate(AuthenticateRequest { api_key }))
 }
 
 /// The requests that existed before consumer groups.
@@ -457,7 +467,11 @@ pub fn error_code() -> impl Strategy<Value = ErrorCode> {
 
 /// Every response, each variant about equally likely.
 pub fn response() -> impl Strategy<Value = Response> {
-    prop_oneof![11 => destination_response(), 8 => group_response()]
+    prop_oneof![
+        11 => destination_response(),
+        8 => group_response(),
+        1 => text().prop_map(|principal| Response::Authenticate(AuthenticateResponse { principal })),
+    ]
 }
 
 /// The responses that existed before consumer groups, and errors.
