@@ -164,7 +164,13 @@ fn put_request_body(
             put_str(out, "destination", &d.destination, text)?;
             put_str(out, "group", &d.group, text)?;
         }
-        Request::ListDestinations | Request::Health | Request::Metadata | Request::ListGroups => {}
+        Request::KeysRetire { id } => out.put_u32(*id),
+        Request::ListDestinations
+        | Request::Health
+        | Request::Metadata
+        | Request::ListGroups
+        | Request::KeysStatus
+        | Request::KeysRotate => {}
     }
     Ok(())
 }
@@ -346,6 +352,11 @@ fn read_request_body(
             destination: r.string("destination", text)?,
             group: r.string("group", text)?,
         }),
+        Opcode::KeysStatus => Request::KeysStatus,
+        Opcode::KeysRotate => Request::KeysRotate,
+        Opcode::KeysRetire => Request::KeysRetire {
+            id: r.u32("key id")?,
+        },
     })
 }
 
