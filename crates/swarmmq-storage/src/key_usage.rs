@@ -23,9 +23,13 @@ use crate::segment::Segment;
 /// keys, so more ids than this in headers can only be damage.
 pub const MAX_KEY_IDS: usize = 4096;
 
-/// Bytes read per `pread` while walking headers; batches larger than this are
-/// skipped without reading their bodies.
-const SCAN_CHUNK: usize = 1 << 20;
+/// Bounds of the window read per `pread` while walking headers. Small batches are
+/// walked through large windows (few syscalls); once a batch overruns the window, the
+/// window drops to one page, so large batches cost one small read each and their
+/// bodies are skipped.
+const MIN_WINDOW: usize = 4096;
+const MAX_WINDOW: usize = 1 << 20;
+const START_WINDOW: usize = 64 * 1024;
 
 /// What one key id covers in a log: whole batches, header included.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -172,11 +176,10 @@ fn scan_segment(
             "segment shrank under the key-usage scan".into(),
         ));
     }
+    let mut window = START_WINDOW;
     while scan.scanned_to < size {
         let pos = scan.scanned_to;
-        let want = usize::try_from(size - pos)
-            .unwrap_or(SCAN_CHUNK)
-            .min(SCAN_CHUNK);
+        let want = usize::try_from(size - pos).unwrap_or(window).min(window);
         if want < HEADER_LEN {
             return Err(corrupt(
                 pos,
@@ -194,6 +197,7 @@ fn scan_segment(
             ));
         }
         let mut q = 0usize;
+        let mut walked = 0usize;
         while q + HEADER_LEN <= n {
             let at = pos + q as u64;
             let h = buf
@@ -221,7 +225,13 @@ fn scan_segment(
             scan.next_offset = h.next_offset();
             scan.scanned_to = at + len;
             q += h.length as usize;
+            walked += 1;
         }
+        window = if q > n && walked == 1 {
+            MIN_WINDOW
+        } else {
+            (window * 2).min(MAX_WINDOW)
+        };
     }
     Ok(())
 }

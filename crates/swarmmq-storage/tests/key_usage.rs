@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 
 use common::{batch, open, small_config};
 use swarmmq_crypto::{KeyRing, MasterKey};
-use swarmmq_storage::{IoMode, KeyIdUsage, KeyUsage, PartitionLog};
+use swarmmq_storage::{IoMode, KeyIdUsage, KeyUsage, LogConfig, PartitionLog};
 
 /// Appends `n` batches under the ring's active key; returns their total bytes.
 fn append(log: &mut PartitionLog, ring: &KeyRing, n: u64) -> u64 {
@@ -150,6 +150,47 @@ fn sealed_segments_are_scanned_once(mode: IoMode) {
     assert_eq!(fresh.get(9).batches, 1);
 }
 
+/// Batches far larger than the scan window (whose bodies are skipped) mixed with small
+/// ones are all counted exactly.
+fn mixed_batch_sizes_are_counted_exactly(mode: IoMode) {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = KeyRing::single(MasterKey::from_bytes([1u8; 32]));
+    let config = LogConfig {
+        segment_max_bytes: 2 << 20,
+        ..small_config(mode)
+    };
+    let mut log = open(dir.path(), config);
+    let mut batches = 0;
+    for (i, len) in [
+        150_000usize,
+        100,
+        100,
+        700_000,
+        90_000,
+        100,
+        64 * 1024,
+        3000,
+    ]
+    .iter()
+    .cycle()
+    .take(40)
+    .enumerate()
+    {
+        let next = log.next_offset();
+        let n = if *len > 10_000 { 1 } else { (i % 5 + 1) as u32 };
+        log.append(&mut [batch(&ring, next, n, *len, 1_000)], 1)
+            .unwrap();
+        batches += 1;
+    }
+    assert!(log.segment_count() > 2);
+    let u = log.reader().key_usage().unwrap();
+    assert_eq!(
+        listed(&u),
+        vec![usage(1, log.size_bytes(), batches)],
+        "every batch and byte, whatever its size"
+    );
+}
+
 fn merge_adds_per_id() {
     let mut a = KeyUsage::default();
     a.add(1, 100).unwrap();
@@ -177,5 +218,6 @@ fn key_usage_merges_and_is_bounded() {
 
 in_both_modes!(
     usage_follows_rotation_truncation_and_retention,
-    sealed_segments_are_scanned_once
+    sealed_segments_are_scanned_once,
+    mixed_batch_sizes_are_counted_exactly
 );
