@@ -23,6 +23,17 @@ impl KeyRing {
         KeyRing { keys, active: 1 }
     }
 
+    /// A ring holding one key under `id`, which is active (a node whose key 1 was
+    /// retired starts from another id).
+    pub fn with_active(id: u32, key: MasterKey) -> Result<Self, CryptoError> {
+        if id == 0 {
+            return Err(CryptoError::ReservedKeyId);
+        }
+        let mut keys = BTreeMap::new();
+        keys.insert(id, key);
+        Ok(KeyRing { keys, active: id })
+    }
+
     /// Adds a key under a new id; it does not become active.
     pub fn add(&mut self, id: u32, key: MasterKey) -> Result<(), CryptoError> {
         if id == 0 {
@@ -143,5 +154,11 @@ mod tests {
         // A removed id may not come back under another key by accident of the ring:
         // that rule lives with the key store, which remembers retired ids.
         assert_eq!(ring.active_id(), 3);
+        let other = KeyRing::with_active(5, MasterKey::generate().unwrap()).unwrap();
+        assert_eq!((other.active_id(), other.len()), (5, 1));
+        assert!(matches!(
+            KeyRing::with_active(0, MasterKey::generate().unwrap()),
+            Err(CryptoError::ReservedKeyId)
+        ));
     }
 }
