@@ -24,6 +24,7 @@ use crate::admin;
 use crate::broker::Broker;
 use crate::error::RequestError;
 use crate::group_ops;
+use crate::keys;
 use crate::publish;
 use crate::pull;
 
@@ -275,6 +276,12 @@ async fn run_small(broker: &Broker, req: Request) -> Result<Response, RequestErr
         }
         Request::Health => Response::Health(admin::health(broker)),
         Request::Metadata => Response::Metadata(admin::metadata(broker)?),
+        Request::KeysStatus => Response::KeysStatus(keys::status(broker).await?),
+        Request::KeysRotate => Response::KeysRotate(keys::rotate(broker).await?),
+        Request::KeysRetire { id } => {
+            keys::retire(broker, id).await?;
+            Response::KeysRetire
+        }
         Request::Publish(_) | Request::Pull(_) => {
             return Err(RequestError::new(
                 ErrorCode::Internal,
