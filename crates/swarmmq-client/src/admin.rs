@@ -9,10 +9,10 @@ use crate::connection::Connection;
 use crate::error::ClientError;
 
 pub struct Admin {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
-fn unexpected(op: &str) -> ClientError {
+pub(crate) fn unexpected(op: &str) -> ClientError {
     ClientError::Protocol(format!("unexpected answer to {op}"))
 }
 
