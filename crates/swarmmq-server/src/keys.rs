@@ -122,8 +122,10 @@ pub(crate) async fn retire(broker: &Broker, id: u32) -> Result<(), RequestError>
     let u = usage.get(id);
     if u.bytes > 0 {
         return Err(refuse(format!(
-            "key id {id} still encrypts {} bytes in {} batches; retire it after retention has deleted that data",
-            u.bytes, u.batches
+            "key id {id} still encrypts {} bytes in {} batch{}; retire it after retention has deleted that data",
+            u.bytes,
+            u.batches,
+            if u.batches == 1 { "" } else { "es" }
         )));
     }
     broker.keys.retire(&mut state, id).await
