@@ -1,11 +1,12 @@
 //! The `swarmmq` binary: runs a node (`node`), talks to one (`produce`, `consume`,
-//! `topic`), and measures one (`bench`). Every failure ends as one `error: ...` line on
+//! `topic`, `group`, `keys`), and measures one (`bench`). Every failure ends as one `error: ...` line on
 //! stderr and a non-zero exit status.
 
 mod bench;
 mod cli;
 mod cmd_consume;
 mod cmd_group;
+mod cmd_keys;
 mod cmd_node;
 mod cmd_produce;
 mod cmd_topic;
@@ -53,6 +54,7 @@ fn main() {
             Command::Consume(args) => cmd_consume::run(args).await,
             Command::Topic(args) => cmd_topic::run(args).await,
             Command::Group(args) => cmd_group::run(args).await,
+            Command::Keys(args) => cmd_keys::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });
