@@ -168,3 +168,46 @@ fn only_the_right_key_prints_plaintext_and_failures_are_reported_per_message() {
         assert!(!contains(&std::fs::read(&f).unwrap(), SECRET), "{f:?}");
     }
 }
+
+/// An ordered group cannot skip: consumption stops before the message it cannot open,
+/// every run, and never prints what comes after it.
+#[test]
+fn an_ordered_group_stops_at_a_message_it_cannot_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.key");
+    let keys = key.to_str().unwrap();
+    ok(&swarmmq(&["keys", "new-e2e", keys], None));
+    let node = NodeProcess::start(&dir.path().join("data"));
+    let addr = node.addr();
+    ok(&swarmmq(
+        &["topic", "create", "s", "-p", "1", "--node", &addr],
+        None,
+    ));
+    let send = |extra: &[&str], text: &str| {
+        let mut args = vec!["produce", "--node", &addr, "-d", "s", "-m", text];
+        args.extend(extra);
+        ok(&swarmmq(&args, None));
+    };
+    send(&[], "plain-0");
+    send(&[], "plain-1");
+    send(&["--e2e-key", keys], SECRET);
+    send(&[], "plain-3");
+    let run = || {
+        swarmmq(
+            &[
+                "consume", "--node", &addr, "-d", "s", "-g", "stream", "--mode", "ordered",
+            ],
+            None,
+        )
+    };
+    for expected in [vec!["plain-0", "plain-1"], vec![]] {
+        let out = run();
+        assert!(!out.status.success());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.lines().collect::<Vec<_>>(), expected);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let errors = error_lines(&stderr);
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert_eq!((errors[0].0, errors[0].1), (0, 2), "{stderr}");
+    }
+}
