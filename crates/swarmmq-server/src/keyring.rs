@@ -31,6 +31,17 @@ pub(crate) struct KeyState {
 impl KeyState {
     /// The next id a rotation may use: above every id ever recorded, so none is reused.
     fn next_id(&self, ring: &KeyRing) -> Result<u32, RequestError> {
+        // Checked before anything is written: a key on disk the ring cannot hold would
+        // stop the next start.
+        if ring.len() >= KeyRing::MAX_KEYS {
+            return Err(RequestError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "the node already holds {} master keys; retire unused ones first",
+                    ring.len()
+                ),
+            ));
+        }
         let highest = ring
             .ids()
             .chain(self.file.retired.iter().copied())
