@@ -29,6 +29,8 @@ pub enum Command {
     Topic(TopicArgs),
     /// Inspect consumer groups
     Group(GroupArgs),
+    /// Master keys of a node (status, rotate, retire) and end-to-end keys (new-e2e)
+    Keys(crate::cmd_keys::KeysArgs),
     /// Measure a running node end to end
     Bench(crate::bench::BenchArgs),
     /// Manage API keys (create-key, list, revoke) in the key file, with or without a running node
@@ -147,6 +149,9 @@ pub struct ProduceArgs {
     /// Output on success
     #[arg(long, value_enum, default_value_t = ProduceFormat::Quiet)]
     pub format: ProduceFormat,
+    /// Seal every payload with this end-to-end key file (see `swarmmq keys new-e2e`)
+    #[arg(long, value_name = "FILE")]
+    pub e2e_key: Option<PathBuf>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -194,6 +199,10 @@ pub struct ConsumeArgs {
     /// Start position: earliest, latest, an offset, or a time (RFC 3339, e.g. 2026-11-23T10:00:00Z)
     #[arg(long, value_parser = parse_from)]
     pub from: Option<swarmmq_client::SeekPosition>,
+    /// Open end-to-end encrypted payloads with this key file; messages it cannot open
+    /// are reported on stderr, nacked, and make the exit status non-zero
+    #[arg(long, value_name = "FILE")]
+    pub e2e_key: Option<PathBuf>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

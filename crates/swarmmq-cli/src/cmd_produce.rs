@@ -5,7 +5,9 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use swarmmq_client::{Message, MessageId, Producer, ProducerConfig, Receipt, ReceiptFuture};
+use swarmmq_client::{
+    E2eKey, Message, MessageId, Producer, ProducerConfig, Receipt, ReceiptFuture,
+};
 use swarmmq_types::Priority;
 use tokio::io::AsyncBufReadExt;
 
@@ -111,7 +113,11 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         )),
         (None, None) => None,
     };
-    let producer = Producer::connect(args.target.connect_options()?, ProducerConfig::default())
+    let mut config = ProducerConfig::default();
+    if let Some(path) = &args.e2e_key {
+        config.e2e_key = Some(std::sync::Arc::new(E2eKey::from_file(path)?));
+    }
+    let producer = Producer::connect(args.target.connect_options()?, config)
         .await
         .with_context(|| format!("cannot reach a node at {}", args.target.node))?;
     let mut sink = Sink {

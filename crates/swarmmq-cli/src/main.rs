@@ -1,5 +1,5 @@
 //! The `swarmmq` binary: runs a node (`node`), talks to one (`produce`, `consume`,
-//! `topic`), and measures one (`bench`). Every failure ends as one `error: ...` line on
+//! `topic`, `group`, `keys`), and measures one (`bench`). Every failure ends as one `error: ...` line on
 //! stderr and a non-zero exit status.
 
 mod bench;
@@ -7,6 +7,7 @@ mod cli;
 mod cmd_auth;
 mod cmd_consume;
 mod cmd_group;
+mod cmd_keys;
 mod cmd_node;
 mod cmd_produce;
 mod cmd_topic;
@@ -54,6 +55,7 @@ fn main() {
             Command::Consume(args) => cmd_consume::run(args).await,
             Command::Topic(args) => cmd_topic::run(args).await,
             Command::Group(args) => cmd_group::run(args).await,
+            Command::Keys(args) => cmd_keys::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Auth(args) => cmd_auth::run(args),
         }

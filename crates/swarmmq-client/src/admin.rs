@@ -10,10 +10,10 @@ use crate::error::ClientError;
 use crate::options::ConnectOptions;
 
 pub struct Admin {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
-fn unexpected(op: &str) -> ClientError {
+pub(crate) fn unexpected(op: &str) -> ClientError {
     ClientError::Protocol(format!("unexpected answer to {op}"))
 }
 

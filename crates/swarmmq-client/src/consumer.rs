@@ -19,6 +19,7 @@ use swarmmq_types::{ErrorCode, PartitionId};
 use tokio::task::JoinHandle;
 
 use crate::connection::Connection;
+use crate::e2e::{E2eFailure, E2eKey, open_message};
 use crate::error::ClientError;
 use crate::options::ConnectOptions;
 
@@ -46,6 +47,10 @@ pub struct ConsumerConfig {
     /// Ordered groups: commit what earlier pulls returned at most this often, at the
     /// next pull (Kafka's auto-commit). `None`: commit only by `ack`/`commit`.
     pub auto_commit: Option<Duration>,
+    /// Open end-to-end encrypted payloads with this key (see [`crate::E2eKey`]). With a
+    /// key, messages that are not sealed with it are refused; without one, sealed
+    /// messages are. Refused messages are errors, never payloads.
+    pub e2e_key: Option<Arc<E2eKey>>,
 }
 
 impl ConsumerConfig {
@@ -63,6 +68,7 @@ impl ConsumerConfig {
             session_timeout: Duration::from_secs(10),
             start: None,
             auto_commit: None,
+            e2e_key: None,
         }
     }
 }
@@ -274,7 +280,67 @@ impl Consumer {
     /// Waits up to `max_wait` for messages and returns what is deliverable (possibly
     /// nothing). In a shared group each message is leased to this consumer until acked
     /// or timed out; in an ordered group they come in offset order per owned partition.
+    ///
+    /// End-to-end encrypted messages come back opened. If any message of the answer
+    /// cannot be opened (see [`ConsumerConfig::e2e_key`]) the whole pull is
+    /// [`ClientError::E2e`] and nothing is returned (the leases run out and the
+    /// messages come back); [`Consumer::pull_opened`] reports such messages one by one.
     pub async fn pull(&mut self) -> Result<Vec<DeliveredMessage>, ClientError> {
+        let raw = self.pull_raw().await?;
+        let key = self.config.e2e_key.clone();
+        let mut out = Vec::with_capacity(raw.len());
+        let mut failed: Option<E2eFailure> = None;
+        let mut failures = 0usize;
+        for m in raw {
+            match open_message(key.as_deref(), m) {
+                Ok(m) => out.push(m),
+                Err(f) => {
+                    failures += 1;
+                    failed.get_or_insert(f);
+                }
+            }
+        }
+        if let Some(f) = failed {
+            let more = match failures {
+                1 => String::new(),
+                n => format!(" (and {} more messages of this pull)", n - 1),
+            };
+            return Err(ClientError::E2e {
+                partition: f.message.partition,
+                offset: f.message.offset,
+                reason: format!("{}{more}", f.error),
+            });
+        }
+        self.note_delivered(&out);
+        Ok(out)
+    }
+
+    /// As [`Consumer::pull`], with one result per message: the opened message, or the
+    /// message as delivered (still sealed) with the reason it could not be opened.
+    /// Ack or nack failures like any message.
+    pub async fn pull_opened(
+        &mut self,
+    ) -> Result<Vec<Result<DeliveredMessage, E2eFailure>>, ClientError> {
+        let raw = self.pull_raw().await?;
+        self.note_delivered(&raw);
+        let key = self.config.e2e_key.clone();
+        Ok(raw
+            .into_iter()
+            .map(|m| open_message(key.as_deref(), m))
+            .collect())
+    }
+
+    /// Auto-commit: what the caller received counts as consumed at the next commit.
+    fn note_delivered(&mut self, messages: &[DeliveredMessage]) {
+        if self.config.auto_commit.is_some() {
+            for m in messages {
+                let next = self.to_commit.entry(m.partition).or_insert(0);
+                *next = (*next).max(m.offset + 1);
+            }
+        }
+    }
+
+    async fn pull_raw(&mut self) -> Result<Vec<DeliveredMessage>, ClientError> {
         if let Some(every) = self.config.auto_commit
             && !self.to_commit.is_empty()
             && self.last_commit.elapsed() >= every
@@ -303,15 +369,7 @@ impl Consumer {
             })
             .await?;
         match resp {
-            Response::Pull(p) => {
-                if self.config.auto_commit.is_some() {
-                    for m in &p.messages {
-                        let next = self.to_commit.entry(m.partition).or_insert(0);
-                        *next = (*next).max(m.offset + 1);
-                    }
-                }
-                Ok(p.messages)
-            }
+            Response::Pull(p) => Ok(p.messages),
             _ => Err(unexpected("pull")),
         }
     }

@@ -24,6 +24,17 @@ pub enum ClientError {
     InvalidArgument(String),
     #[error("the client is closed")]
     Closed,
+    /// An end-to-end key could not be loaded, written or used.
+    #[error("e2e key: {0}")]
+    E2eKey(String),
+    /// A delivered message could not be opened with the consumer's end-to-end key
+    /// (`Consumer::pull_opened` reports such messages one by one instead).
+    #[error("message at partition {partition} offset {offset}: {reason}")]
+    E2e {
+        partition: u32,
+        offset: u64,
+        reason: String,
+    },
 }
 
 impl ClientError {

@@ -4,25 +4,31 @@
 //!
 //! It speaks the binary protocol of `swarmmq-protocol` over one TCP connection per
 //! object, authenticating each (re)connection first when [`ConnectOptions`] carries an
-//! API key, and depends on nothing else of SwarmMQ; it is not a node and holds no state
-//! a node does not confirm.
+//! API key; besides that it uses only `swarmmq-crypto`, for optional end-to-end
+//! encryption ([`E2eKey`]: payloads sealed by the producer, opened by the consumer,
+//! never readable by a node). It is not a node and holds no state a node does not
+//! confirm.
 
 mod admin;
 mod connection;
 mod consumer;
+mod e2e;
 mod error;
+mod keys_admin;
 mod options;
 mod producer;
 
 pub use admin::Admin;
 pub use connection::Connection;
 pub use consumer::{Consumer, ConsumerConfig, ranges_of};
+pub use e2e::{E2E_HEADER, E2eError, E2eFailure, E2eKey};
 pub use error::ClientError;
 pub use options::ConnectOptions;
 pub use producer::{Message, Producer, ProducerConfig, Receipt, ReceiptFuture};
 pub use swarmmq_protocol::{
     AckRequest, Acks, DeliveredMessage, DestinationConfig, DestinationInfo, GroupDescription,
-    GroupMode, GroupSummary, Header, HealthResponse, JoinGroupRequest, MetadataResponse,
-    OffsetRange, PartitionInfo, PartitionOffset, PullRequest, Request, Response, SeekPosition,
+    GroupMode, GroupSummary, Header, HealthResponse, JoinGroupRequest, KeyInfo, KeysStatusResponse,
+    MetadataResponse, OffsetRange, PartitionInfo, PartitionOffset, PullRequest, Request, Response,
+    SeekPosition,
 };
 pub use swarmmq_types::{ErrorCode, MessageId};

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::connection::Connection;
+use crate::e2e::{E2eKey, seal_message};
 use crate::error::ClientError;
 use crate::options::ConnectOptions;
 
@@ -42,6 +43,10 @@ pub struct ProducerConfig {
     pub retry_timeout: Duration,
     /// Give every message without an id a fresh UUIDv7 (enables dedup on the node).
     pub assign_ids: bool,
+    /// Seal every payload with this end-to-end key before it leaves the process (the
+    /// node stores and delivers ciphertext; see [`crate::E2eKey`]). Messages then always
+    /// get an id, whatever `assign_ids` says: the id is bound to the ciphertext.
+    pub e2e_key: Option<Arc<E2eKey>>,
 }
 
 impl Default for ProducerConfig {
@@ -55,6 +60,7 @@ impl Default for ProducerConfig {
             acks: Acks::All,
             retry_timeout: Duration::from_secs(30),
             assign_ids: true,
+            e2e_key: None,
         }
     }
 }
@@ -227,10 +233,12 @@ impl Producer {
         destination: &str,
         mut message: Message,
     ) -> Result<ReceiptFuture, ClientError> {
-        if self.config.assign_ids && message.id.is_none() {
+        let e2e = self.config.e2e_key.as_deref();
+        if (self.config.assign_ids || e2e.is_some()) && message.id.is_none() {
             message.id = Some(MessageId::new_v7());
         }
-        let size = message.size();
+        // Sealing adds the envelope and the marker header.
+        let size = message.size() + if e2e.is_some() { 128 } else { 0 };
         let permits =
             u32::try_from(size.min(self.config.max_buffered_bytes.max(1))).unwrap_or(u32::MAX);
         let permit = Arc::clone(&self.budget)
@@ -243,7 +251,7 @@ impl Producer {
             id: message.id.clone(),
             _permit: permit,
         };
-        let message = PublishMessage {
+        let mut message = PublishMessage {
             id: message.id,
             key: message.key,
             headers: message.headers,
@@ -252,6 +260,9 @@ impl Producer {
             ttl_ms: message.ttl_ms,
             payload: message.payload,
         };
+        if let Some(key) = e2e {
+            seal_message(key, &mut message)?;
+        }
         self.tx
             .send(Command::Send {
                 destination: destination.to_string(),

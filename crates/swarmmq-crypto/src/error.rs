@@ -16,6 +16,9 @@ pub enum CryptoError {
     /// A key id was added twice; replacing a key would make old data unreadable.
     #[error("key id {0} is already in the key ring")]
     DuplicateKeyId(u32),
+    /// The active key cannot be removed: new writes use it.
+    #[error("key id {0} is the active key")]
+    ActiveKeyId(u32),
     /// The key ring already holds its maximum number of keys.
     #[error("key ring is full ({0} keys)")]
     KeyRingFull(usize),

@@ -23,6 +23,17 @@ impl KeyRing {
         KeyRing { keys, active: 1 }
     }
 
+    /// A ring holding one key under `id`, which is active (a node whose key 1 was
+    /// retired starts from another id).
+    pub fn with_active(id: u32, key: MasterKey) -> Result<Self, CryptoError> {
+        if id == 0 {
+            return Err(CryptoError::ReservedKeyId);
+        }
+        let mut keys = BTreeMap::new();
+        keys.insert(id, key);
+        Ok(KeyRing { keys, active: id })
+    }
+
     /// Adds a key under a new id; it does not become active.
     pub fn add(&mut self, id: u32, key: MasterKey) -> Result<(), CryptoError> {
         if id == 0 {
@@ -36,6 +47,25 @@ impl KeyRing {
         }
         self.keys.insert(id, key);
         Ok(())
+    }
+
+    /// Takes a key out of the ring (retiring it); data under `id` can no longer be read
+    /// afterwards, so the caller must know none is left. The active key cannot go.
+    pub fn remove(&mut self, id: u32) -> Result<MasterKey, CryptoError> {
+        if id == self.active {
+            return Err(CryptoError::ActiveKeyId(id));
+        }
+        self.keys.remove(&id).ok_or(CryptoError::UnknownKeyId(id))
+    }
+
+    /// Number of keys held.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Never true: a ring always holds its active key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
     }
 
     /// Makes `id` the key for new writes.
@@ -107,5 +137,28 @@ mod tests {
         );
         let dbg = format!("{ring:?}");
         assert_eq!(dbg, "KeyRing { ids: [1, 2], active: 2 }");
+    }
+
+    #[test]
+    fn retiring_removes_only_inactive_keys() {
+        let mut ring = KeyRing::single(MasterKey::generate().unwrap());
+        ring.add(2, MasterKey::generate().unwrap()).unwrap();
+        ring.add(3, MasterKey::generate().unwrap()).unwrap();
+        ring.set_active(3).unwrap();
+        assert!(matches!(ring.remove(3), Err(CryptoError::ActiveKeyId(3))));
+        assert!(matches!(ring.remove(7), Err(CryptoError::UnknownKeyId(7))));
+        ring.remove(2).unwrap();
+        assert_eq!(ring.ids().collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(ring.len(), 2);
+        assert!(matches!(ring.get(2), Err(CryptoError::UnknownKeyId(2))));
+        // A removed id may not come back under another key by accident of the ring:
+        // that rule lives with the key store, which remembers retired ids.
+        assert_eq!(ring.active_id(), 3);
+        let other = KeyRing::with_active(5, MasterKey::generate().unwrap()).unwrap();
+        assert_eq!((other.active_id(), other.len()), (5, 1));
+        assert!(matches!(
+            KeyRing::with_active(0, MasterKey::generate().unwrap()),
+            Err(CryptoError::ReservedKeyId)
+        ));
     }
 }

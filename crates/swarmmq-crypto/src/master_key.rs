@@ -57,18 +57,29 @@ impl MasterKey {
         Zeroizing::new(STANDARD.encode(self.bytes.as_ref()))
     }
 
-    /// The raw key bytes, for deriving other keys (for example the gossip key).
     /// A non-secret fingerprint of this key: HKDF-SHA256 with the info
     /// `swarmmq/v1/fingerprint`, first 16 bytes in hex. A node records it to recognise
     /// the key that wrote its data without storing the key itself.
     pub fn fingerprint(&self) -> Result<String, CryptoError> {
-        let okm = crate::kdf::derive_key(self, &[], &[b"swarmmq/v1/fingerprint"])?;
-        Ok(okm.iter().take(16).map(|b| format!("{b:02x}")).collect())
+        fingerprint_hex(self, &[b"swarmmq/v1/fingerprint"])
     }
 
+    /// A fingerprint in a separate domain (info `swarmmq/v1/fingerprint/<domain>`),
+    /// for keys of another purpose such as end-to-end keys: the same 32 bytes used in
+    /// two roles do not show the same fingerprint in both.
+    pub fn fingerprint_in(&self, domain: &str) -> Result<String, CryptoError> {
+        fingerprint_hex(self, &[b"swarmmq/v1/fingerprint/", domain.as_bytes()])
+    }
+
+    /// The raw key bytes, for deriving other keys (for example the gossip key).
     pub fn expose_secret(&self) -> &[u8; MASTER_KEY_LEN] {
         &self.bytes
     }
+}
+
+fn fingerprint_hex(key: &MasterKey, info: &[&[u8]]) -> Result<String, CryptoError> {
+    let okm = crate::kdf::derive_key(key, &[], info)?;
+    Ok(okm.iter().take(16).map(|b| format!("{b:02x}")).collect())
 }
 
 impl Drop for MasterKey {
@@ -110,6 +121,20 @@ mod tests {
             MasterKey::from_base64("").unwrap_err(),
             CryptoError::KeyLength(0)
         );
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_separated_by_domain() {
+        let key = MasterKey::from_bytes([7u8; 32]);
+        let fp = key.fingerprint().unwrap();
+        assert_eq!(fp.len(), 32);
+        assert!(fp.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(fp, MasterKey::from_bytes([7u8; 32]).fingerprint().unwrap());
+        let e2e = key.fingerprint_in("e2e").unwrap();
+        assert_eq!(e2e.len(), 32);
+        assert_ne!(e2e, fp);
+        assert_ne!(e2e, key.fingerprint_in("other").unwrap());
+        assert_ne!(fp, MasterKey::from_bytes([8u8; 32]).fingerprint().unwrap());
     }
 
     #[test]

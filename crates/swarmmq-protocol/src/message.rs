@@ -28,10 +28,13 @@ pub enum Opcode {
     ListGroups = 17,
     DescribeGroup = 18,
     Authenticate = 19,
+    KeysStatus = 20,
+    KeysRotate = 21,
+    KeysRetire = 22,
 }
 
 impl Opcode {
-    pub const ALL: [Opcode; 19] = [
+    pub const ALL: [Opcode; 22] = [
         Opcode::Publish,
         Opcode::Pull,
         Opcode::Ack,
@@ -51,6 +54,9 @@ impl Opcode {
         Opcode::ListGroups,
         Opcode::DescribeGroup,
         Opcode::Authenticate,
+        Opcode::KeysStatus,
+        Opcode::KeysRotate,
+        Opcode::KeysRetire,
     ];
 
     pub fn as_u8(self) -> u8 {
@@ -471,6 +477,34 @@ pub struct AuthenticateResponse {
     pub principal: String,
 }
 
+/// One master key id as `KeysStatus` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub id: u32,
+    /// Non-secret fingerprint of the key (hex); empty when the node has no record of it.
+    pub fingerprint: String,
+    /// Bytes of stored batches encrypted under this id, over every partition of every
+    /// destination (dead-letter queues included).
+    pub bytes: u64,
+    pub batches: u64,
+    /// The key was retired: its file is gone and the id is never used again.
+    pub retired: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeysStatusResponse {
+    /// The key id new batches are encrypted under.
+    pub active_id: u32,
+    /// Every key id the node holds, has retired, or finds in batch headers, ascending.
+    pub keys: Vec<KeyInfo>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeysRotateResponse {
+    /// The new active key id.
+    pub new_id: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrorResponse {
     pub code: ErrorCode,
@@ -484,9 +518,13 @@ pub enum Request {
     Ack(AckRequest),
     Nack(NackRequest),
     CreateDestination(CreateDestinationRequest),
-    DeleteDestination { name: String },
+    DeleteDestination {
+        name: String,
+    },
     ListDestinations,
-    DescribeDestination { name: String },
+    DescribeDestination {
+        name: String,
+    },
     Health,
     Metadata,
     JoinGroup(JoinGroupRequest),
@@ -498,6 +536,14 @@ pub enum Request {
     ListGroups,
     DescribeGroup(DescribeGroupRequest),
     Authenticate(AuthenticateRequest),
+    /// Master keys and the bytes each one encrypts.
+    KeysStatus,
+    /// A new master key becomes active for new writes.
+    KeysRotate,
+    /// Removes the key of an id no data uses any more.
+    KeysRetire {
+        id: u32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -523,6 +569,9 @@ pub enum Response {
     ListGroups(Vec<GroupSummary>),
     DescribeGroup(GroupDescription),
     Authenticate(AuthenticateResponse),
+    KeysStatus(KeysStatusResponse),
+    KeysRotate(KeysRotateResponse),
+    KeysRetire,
     /// Any operation may be answered with an error instead.
     Error(ErrorResponse),
 }
@@ -549,6 +598,9 @@ impl Request {
             Request::ListGroups => Opcode::ListGroups,
             Request::DescribeGroup(_) => Opcode::DescribeGroup,
             Request::Authenticate(_) => Opcode::Authenticate,
+            Request::KeysStatus => Opcode::KeysStatus,
+            Request::KeysRotate => Opcode::KeysRotate,
+            Request::KeysRetire { .. } => Opcode::KeysRetire,
         }
     }
 }
@@ -576,6 +628,9 @@ impl Response {
             Response::ListGroups(_) => Opcode::ListGroups,
             Response::DescribeGroup(_) => Opcode::DescribeGroup,
             Response::Authenticate(_) => Opcode::Authenticate,
+            Response::KeysStatus(_) => Opcode::KeysStatus,
+            Response::KeysRotate(_) => Opcode::KeysRotate,
+            Response::KeysRetire => Opcode::KeysRetire,
             Response::Error(_) => return None,
         })
     }

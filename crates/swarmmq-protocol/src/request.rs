@@ -165,7 +165,13 @@ fn put_request_body(
             put_str(out, "group", &d.group, text)?;
         }
         Request::Authenticate(a) => put_str(out, "api key", &a.api_key, MAX_API_KEY_BYTES)?,
-        Request::ListDestinations | Request::Health | Request::Metadata | Request::ListGroups => {}
+        Request::KeysRetire { id } => out.put_u32(*id),
+        Request::ListDestinations
+        | Request::Health
+        | Request::Metadata
+        | Request::ListGroups
+        | Request::KeysStatus
+        | Request::KeysRotate => {}
     }
     Ok(())
 }
@@ -350,6 +356,11 @@ fn read_request_body(
         Opcode::Authenticate => Request::Authenticate(AuthenticateRequest {
             api_key: r.string("api key", MAX_API_KEY_BYTES)?,
         }),
+        Opcode::KeysStatus => Request::KeysStatus,
+        Opcode::KeysRotate => Request::KeysRotate,
+        Opcode::KeysRetire => Request::KeysRetire {
+            id: r.u32("key id")?,
+        },
     })
 }
 

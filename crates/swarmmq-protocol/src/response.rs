@@ -12,13 +12,15 @@ use crate::groups::{
     read_group_description, read_group_summaries, read_mode, read_offsets, read_partitions,
 };
 use crate::header::check_body_len;
+use crate::keys::{put_keys_status, read_keys_status};
 use crate::pull_encoder::put_delivered_owned;
 use crate::reader::Reader;
 use crate::writer::{encode_frame, put_bool, put_count, put_str};
 use crate::{
     AckResponse, AuthenticateResponse, DeliveredMessage, ErrorResponse, Flags, FrameHeader,
-    HealthResponse, HeartbeatResponse, JoinGroupResponse, MetadataResponse, NodeInfo, Opcode,
-    ProtocolError, PublishResponse, PublishRun, PullResponse, Response, SeekResponse,
+    HealthResponse, HeartbeatResponse, JoinGroupResponse, KeysRotateResponse, MetadataResponse,
+    NodeInfo, Opcode, ProtocolError, PublishResponse, PublishRun, PullResponse, Response,
+    SeekResponse,
 };
 
 /// partition + base offset + count + duplicate flag.
@@ -122,7 +124,10 @@ fn put_response_body(
         Response::CreateDestination(d) | Response::DescribeDestination(d) => {
             put_destination_info(out, d, limits)?;
         }
-        Response::DeleteDestination | Response::LeaveGroup | Response::CommitOffsets => {}
+        Response::DeleteDestination
+        | Response::LeaveGroup
+        | Response::CommitOffsets
+        | Response::KeysRetire => {}
         Response::ListDestinations(list) => put_destination_list(out, list, limits)?,
         Response::Health(h) => {
             put_str(out, "status", &h.status, text)?;
@@ -156,6 +161,8 @@ fn put_response_body(
         Response::ListGroups(list) => put_group_summaries(out, list, limits)?,
         Response::DescribeGroup(d) => put_group_description(out, d, limits)?,
         Response::Authenticate(a) => put_str(out, "principal", &a.principal, text)?,
+        Response::KeysStatus(s) => put_keys_status(out, s, limits)?,
+        Response::KeysRotate(k) => out.put_u32(k.new_id),
         Response::Error(e) => put_error_body(out, e, limits)?,
     }
     Ok(())
@@ -265,6 +272,11 @@ fn read_response_body(
         Opcode::Authenticate => Response::Authenticate(AuthenticateResponse {
             principal: r.string("principal", text)?,
         }),
+        Opcode::KeysStatus => Response::KeysStatus(read_keys_status(r, limits)?),
+        Opcode::KeysRotate => Response::KeysRotate(KeysRotateResponse {
+            new_id: r.u32("new key id")?,
+        }),
+        Opcode::KeysRetire => Response::KeysRetire,
         Opcode::Metadata => {
             let cluster_name = r.string("cluster name", text)?;
             // No limit names a node count; the bytes left in the frame bound it.

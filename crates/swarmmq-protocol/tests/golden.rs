@@ -1129,3 +1129,93 @@ fn authenticate_request_and_response() {
     ",
     );
 }
+
+#[test]
+fn keys_status_request_and_response() {
+    golden_request(
+        20,
+        Request::KeysStatus,
+        "
+        53 51 01 14 0000 0000 00000014 00000000  # header: KeysStatus, request, cid 20, empty body
+    ",
+    );
+    let resp = Response::KeysStatus(KeysStatusResponse {
+        active_id: 2,
+        keys: vec![
+            KeyInfo {
+                id: 1,
+                fingerprint: "ab12".into(),
+                bytes: 4096,
+                batches: 3,
+                retired: false,
+            },
+            KeyInfo {
+                id: 3,
+                fingerprint: String::new(),
+                bytes: 0,
+                batches: 0,
+                retired: true,
+            },
+        ],
+    });
+    golden_response(
+        20,
+        Opcode::KeysStatus,
+        resp,
+        "
+        53 51 01 14 0001 0000 00000014 0000003a  # header: KeysStatus, response, cid 20, 58 bytes
+        00000002                                 # active key id 2
+        00000002                                 # 2 keys
+        00000001                                 #   id 1
+        0004 61623132                            #   fingerprint 'ab12'
+        0000000000001000                         #   4096 bytes
+        0000000000000003                         #   3 batches
+        00                                       #   not retired
+        00000003                                 #   id 3
+        0000                                     #   fingerprint ''
+        0000000000000000                         #   0 bytes
+        0000000000000000                         #   0 batches
+        01                                       #   retired
+    ",
+    );
+}
+
+#[test]
+fn keys_rotate_request_and_response() {
+    golden_request(
+        21,
+        Request::KeysRotate,
+        "
+        53 51 01 15 0000 0000 00000015 00000000  # header: KeysRotate, request, cid 21, empty body
+    ",
+    );
+    golden_response(
+        21,
+        Opcode::KeysRotate,
+        Response::KeysRotate(KeysRotateResponse { new_id: 3 }),
+        "
+        53 51 01 15 0001 0000 00000015 00000004  # header: KeysRotate, response, cid 21, 4 bytes
+        00000003                                 # new key id 3
+    ",
+    );
+}
+
+#[test]
+fn keys_retire_request_and_response() {
+    golden_request(
+        22,
+        Request::KeysRetire { id: 2 },
+        "
+        53 51 01 16 0000 0000 00000016 00000004  # header: KeysRetire, request, cid 22, 4 bytes
+        00000002                                 # key id 2
+    ",
+    );
+    golden_response(
+        22,
+        Opcode::KeysRetire,
+        Response::KeysRetire,
+        "
+        53 51 01 16 0001 0000 00000016 00000000  # header: KeysRetire, response, cid 22, empty body
+    ",
+    );
+}

@@ -199,7 +199,7 @@ proptest! {
     /// A valid header in front of random bytes reaches every body decoder.
     #[test]
     fn random_bodies_never_panic(
-        opcode in 0u8..=20,
+        opcode in 0u8..=24,
         flags in 0u16..4,
         body in proptest::collection::vec(any::<u8>(), 0..256),
     ) {

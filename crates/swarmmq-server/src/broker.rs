@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
-use swarmmq_crypto::KeyRing;
 use swarmmq_delivery::SharedSettings;
 use swarmmq_protocol::{CreateDestinationRequest, DestinationConfig, GroupMode};
 use swarmmq_storage::FsyncPolicy;
@@ -17,6 +16,7 @@ use crate::destination::{Destination, DestinationSpec, PartitionEnv, SPEC_FILE};
 use crate::dlq::{self, DeadLetter};
 use crate::error::{RequestError, ServerError};
 use crate::group::{self, Group, GroupParams};
+use crate::keyring::KeyStore;
 use crate::metrics::Metrics;
 use crate::partition::DiskBudget;
 use crate::settings::NodeSettings;
@@ -26,7 +26,7 @@ pub(crate) struct Broker {
     pub cluster_name: String,
     pub client_addr: std::net::SocketAddr,
     pub limits: Limits,
-    pub keyring: Arc<KeyRing>,
+    pub keys: KeyStore,
     pub metrics: Arc<Metrics>,
     /// API keys and failed-attempt limits (inert when auth is off).
     pub auth: Arc<crate::auth::AuthState>,
@@ -56,7 +56,7 @@ impl Broker {
     /// Opens every destination found in the data dir.
     pub async fn open(
         settings: &NodeSettings,
-        keyring: KeyRing,
+        keys: KeyStore,
         metrics: Arc<Metrics>,
     ) -> Result<Broker, ServerError> {
         let destinations_dir = settings.data_dir.join("destinations");
@@ -70,7 +70,7 @@ impl Broker {
             node_id: settings.node_id.to_string(),
             cluster_name: settings.cluster_name.clone(),
             client_addr: settings.client_addr,
-            keyring: Arc::new(keyring),
+            keys,
             auth: Arc::new(crate::auth::AuthState::open(
                 settings.auth_enabled,
                 settings.api_keys_path(),

@@ -128,7 +128,7 @@ async fn move_one(broker: &Broker, job: &DeadLetter) -> Result<(), RequestError>
         })?;
     let partition = job.dest.partition(job.partition)?;
     let reader = partition.reader()?;
-    let mut cursor = BatchCursor::new(reader, &broker.keyring, partition.visible_end());
+    let mut cursor = BatchCursor::new(reader, broker.keys.current(), partition.visible_end());
     let mut messages = Vec::new();
     for offset in job.start..job.end {
         let Some(r) = cursor.get(offset)? else {

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::broker::Broker;
 use crate::error::ServerError;
 use crate::http::{self, HttpState};
-use crate::keyring::load_keyring;
+use crate::keyring::KeyStore;
 use crate::metrics::Metrics;
 use crate::session;
 use crate::settings::NodeSettings;
@@ -118,11 +118,11 @@ impl Node {
                 addr: settings.client_addr,
                 source,
             })?;
-        let keyring = load_keyring(settings.master_key.as_ref(), &settings.data_dir)?;
+        let keys = KeyStore::open(settings.master_key.as_ref(), &settings.data_dir)?;
         // The advertised address is the bound one (so port 0 in tests shows the real port).
         let mut settings = settings;
         settings.client_addr = client_addr;
-        let broker = Arc::new(Broker::open(&settings, keyring, Arc::clone(&metrics)).await?);
+        let broker = Arc::new(Broker::open(&settings, keys, Arc::clone(&metrics)).await?);
         let _ = broker_cell.set(Arc::clone(&broker));
         client_addr = broker.client_addr;
         tracing::info!(node_id = %settings.node_id, client = %client_addr, http = %http_addr, data_dir = %settings.data_dir.display(), "node ready");

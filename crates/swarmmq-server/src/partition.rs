@@ -19,6 +19,9 @@ pub(crate) enum WriterCommand {
     },
     /// Delete whole segments past the retention limits.
     Retention,
+    /// Answered once every append queued before it is in the log (key retirement
+    /// waits on it before counting what each key id still covers).
+    Barrier { done: oneshot::Sender<()> },
     /// Finish queued appends, fsync, and stop.
     Shutdown { done: oneshot::Sender<()> },
 }

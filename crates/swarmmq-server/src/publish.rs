@@ -141,6 +141,9 @@ async fn build_and_queue(
     producer_id: u64,
     now: i64,
 ) -> Result<Vec<(PartitionId, oneshot::Receiver<Result<u64, RequestError>>)>, RequestError> {
+    // Held until every batch is queued, so a key retirement can wait for batches built
+    // under the ring taken here (see `KeyStore::drain_writers`).
+    let (_building, ring) = broker.keys.for_write().await;
     let mut batches = Vec::new();
     for (p, indexes) in per_partition.iter().enumerate() {
         if indexes.is_empty() {
@@ -151,7 +154,7 @@ async fn build_and_queue(
             .filter_map(|i| req.messages.get(*i))
             .map(|m| m.payload.len() + 64)
             .sum();
-        let mut builder = BatchBuilder::new(&broker.keyring, producer_id, hint)?;
+        let mut builder = BatchBuilder::new(&ring, producer_id, hint)?;
         for i in indexes {
             let Some(m) = req.messages.get(*i) else {
                 continue;

@@ -25,6 +25,7 @@ use crate::admin;
 use crate::broker::Broker;
 use crate::error::RequestError;
 use crate::group_ops;
+use crate::keys;
 use crate::publish;
 use crate::pull;
 
@@ -88,6 +89,8 @@ pub(crate) async fn serve(
     };
     let mut decoder = FrameDecoder::new(&limits);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // The peer closed or broke its side (no lingering close needed then).
+    let mut peer_done = false;
     'conn: loop {
         loop {
             match decoder.decode(&mut buf) {
@@ -124,10 +127,11 @@ pub(crate) async fn serve(
         }
         tokio::select! {
             n = rd.read_buf(&mut buf) => match n {
-                Ok(0) => break,
+                Ok(0) => { peer_done = true; break }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::debug!(peer = %session.peer, error = %e, "connection read failed");
+                    peer_done = true;
                     break;
                 }
             },
@@ -138,6 +142,30 @@ pub(crate) async fn serve(
     session.tasks.wait().await;
     drop(session);
     let _ = writer.await;
+    if !peer_done && !shutdown.is_cancelled() {
+        drain_before_close(&mut rd).await;
+    }
+}
+
+/// Most time and bytes spent reading from a peer the node is closing on.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+const LINGER_BYTES: usize = 1 << 20;
+
+/// After the node closed its side on a fatal error, reads and discards what the peer
+/// still sends for a moment: closing a socket with unread bytes makes the kernel send a
+/// reset, and a reset can destroy the error answer before the peer has read it.
+async fn drain_before_close<R: tokio::io::AsyncRead + Unpin>(rd: &mut R) {
+    let mut sink = [0u8; 16 * 1024];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER, async {
+        while left > 0 {
+            match rd.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
 
 async fn acquire(
@@ -300,6 +328,12 @@ async fn run_small(broker: &Broker, req: Request) -> Result<Response, RequestErr
         }
         Request::Health => Response::Health(admin::health(broker)),
         Request::Metadata => Response::Metadata(admin::metadata(broker)?),
+        Request::KeysStatus => Response::KeysStatus(keys::status(broker).await?),
+        Request::KeysRotate => Response::KeysRotate(keys::rotate(broker).await?),
+        Request::KeysRetire { id } => {
+            keys::retire(broker, id).await?;
+            Response::KeysRetire
+        }
         Request::Publish(_) | Request::Pull(_) | Request::Authenticate(_) => {
             return Err(RequestError::new(
                 ErrorCode::Internal,

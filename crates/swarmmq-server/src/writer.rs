@@ -153,6 +153,10 @@ pub(crate) async fn run(
                     tracing::warn!(destination = %ctx.partition.destination, partition = ctx.partition.id, error = %e, "retention failed");
                 }
             }
+            WriterCommand::Barrier { done } => {
+                // Every append queued before it has been committed by now.
+                let _ = done.send(());
+            }
             WriterCommand::Shutdown { done } => {
                 settle_sync(&mut log, &ctx, &mut syncing).await;
                 let _ = blocking(log, &ctx, |l| l.sync()).await;

@@ -32,6 +32,7 @@ mod cache;
 mod config;
 mod index;
 mod io;
+mod key_usage;
 mod log;
 mod pending_sync;
 mod reader;
@@ -40,6 +41,7 @@ mod retention;
 mod segment;
 
 pub use config::{FsyncPolicy, IoMode, LogConfig};
+pub use key_usage::{KeyIdUsage, KeyUsage, MAX_KEY_IDS};
 pub use log::{AppendOutcome, PartitionLog};
 pub use pending_sync::PendingSync;
 pub use reader::{LogReader, ReadResult};

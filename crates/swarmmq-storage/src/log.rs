@@ -450,6 +450,7 @@ impl PartitionLog {
         }
         let seg = self.active()?.clone();
         seg.publish(cp.extent);
+        self.shared.key_usage.note_rewrite();
         io::set_len(&seg.log, &seg.log_path, cp.extent.size)?;
         self.writer
             .attach(&seg.log, &seg.log_path, cp.extent.size)?;
@@ -715,6 +716,9 @@ impl PartitionLog {
         let removed: Vec<Arc<Segment>> = self.segments.drain(idx + 1..).collect();
         seg.publish(new_extent);
         self.shared.publish(&self.segments);
+        // After the shorter log is visible: a key-usage scan that sees the new
+        // generation also sees the shorter extent.
+        self.shared.key_usage.note_rewrite();
         let result = (|| -> Result<(), StorageError> {
             for s in removed.iter().rev() {
                 io::remove_file(&s.log_path)?;

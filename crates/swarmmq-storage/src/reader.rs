@@ -7,6 +7,7 @@ use crate::StorageError;
 use crate::batch::{Batch, BatchHeader, HEADER_LEN};
 use crate::cache::{CacheRead, TailCache};
 use crate::io::read_at;
+use crate::key_usage::{KeyUsage, KeyUsageCache};
 use crate::segment::Segment;
 
 /// Largest single `pread` of a read (a bigger batch is still read whole).
@@ -22,6 +23,7 @@ pub(crate) struct Shared {
     pub dir: PathBuf,
     segments: RwLock<SegmentList>,
     pub cache: TailCache,
+    pub key_usage: KeyUsageCache,
 }
 
 impl Shared {
@@ -30,6 +32,7 @@ impl Shared {
             dir,
             segments: RwLock::new(Arc::new(segments)),
             cache: TailCache::new(cache_bytes),
+            key_usage: KeyUsageCache::default(),
         }
     }
 
@@ -108,6 +111,15 @@ impl LogReader {
     /// Bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
         self.shared.snapshot().iter().map(|s| s.size()).sum()
+    }
+
+    /// Bytes and batches per master key id over the whole log, from batch headers
+    /// (bodies are not read). Cached per segment: a repeated call reads only the
+    /// headers appended since the last one.
+    pub fn key_usage(&self) -> Result<KeyUsage, StorageError> {
+        let generation = self.shared.key_usage.generation();
+        let segments = self.shared.snapshot();
+        self.shared.key_usage.usage(generation, &segments)
     }
 
     /// Whole batches starting with the one holding `offset`, up to `max_bytes` (at least

@@ -167,7 +167,12 @@ pub fn acks() -> impl Strategy<Value = Acks> {
 
 /// Every request, each variant about equally likely.
 pub fn request() -> impl Strategy<Value = Request> {
-    prop_oneof![10 => destination_request(), 8 => group_request(), 1 => auth_request()]
+    prop_oneof![
+        10 => destination_request(),
+        8 => group_request(),
+        1 => auth_request(),
+        3 => keys_request()
+    ]
 }
 
 /// An API key: any printable text up to the 256-byte limit, and the real shape.
@@ -471,6 +476,7 @@ pub fn response() -> impl Strategy<Value = Response> {
         11 => destination_response(),
         8 => group_response(),
         1 => text().prop_map(|principal| Response::Authenticate(AuthenticateResponse { principal })),
+        3 => keys_response(),
     ]
 }
 
@@ -520,4 +526,38 @@ pub fn destination_response() -> impl Strategy<Value = Response> {
 pub fn response_with_opcode() -> impl Strategy<Value = (Opcode, Response)> {
     (response(), proptest::sample::select(Opcode::ALL.to_vec()))
         .prop_map(|(resp, any_op)| (resp.opcode().unwrap_or(any_op), resp))
+}
+
+/// The master-key administration requests.
+pub fn keys_request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        Just(Request::KeysStatus),
+        Just(Request::KeysRotate),
+        any::<u32>().prop_map(|id| Request::KeysRetire { id }),
+    ]
+}
+
+/// The master-key administration responses.
+pub fn keys_response() -> impl Strategy<Value = Response> {
+    let key = (
+        any::<u32>(),
+        text(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<bool>(),
+    )
+        .prop_map(|(id, fingerprint, bytes, batches, retired)| KeyInfo {
+            id,
+            fingerprint,
+            bytes,
+            batches,
+            retired,
+        });
+    prop_oneof![
+        (any::<u32>(), vec(key, 0..5)).prop_map(|(active_id, keys)| Response::KeysStatus(
+            KeysStatusResponse { active_id, keys }
+        )),
+        any::<u32>().prop_map(|new_id| Response::KeysRotate(KeysRotateResponse { new_id })),
+        Just(Response::KeysRetire),
+    ]
 }

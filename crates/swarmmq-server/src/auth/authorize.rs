@@ -30,6 +30,9 @@ fn need(req: &Request) -> Need<'_> {
         Request::Seek(r) => Need::On(Action::Consume, &r.destination),
         Request::CreateDestination(_) => Need::Admin("create destinations"),
         Request::DeleteDestination { .. } => Need::Admin("delete destinations"),
+        Request::KeysStatus => Need::Admin("read master key status"),
+        Request::KeysRotate => Need::Admin("rotate master keys"),
+        Request::KeysRetire { .. } => Need::Admin("retire master keys"),
         Request::ListDestinations
         | Request::DescribeDestination { .. }
         | Request::Metadata
@@ -183,6 +186,9 @@ mod tests {
                 group: s("g"),
             }),
             Request::Authenticate(AuthenticateRequest { api_key: s("k") }),
+            Request::KeysStatus,
+            Request::KeysRotate,
+            Request::KeysRetire { id: 2 },
         ]
     }
 
@@ -245,9 +251,11 @@ mod tests {
                 | Opcode::LeaveGroup
                 | Opcode::CommitOffsets
                 | Opcode::Seek => (Some(F), None, None, Some(F)),
-                Opcode::CreateDestination | Opcode::DeleteDestination => {
-                    (Some(F), Some(F), None, Some(F))
-                }
+                Opcode::CreateDestination
+                | Opcode::DeleteDestination
+                | Opcode::KeysStatus
+                | Opcode::KeysRotate
+                | Opcode::KeysRetire => (Some(F), Some(F), None, Some(F)),
                 Opcode::ListDestinations
                 | Opcode::DescribeDestination
                 | Opcode::Metadata

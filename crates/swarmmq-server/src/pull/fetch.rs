@@ -1,6 +1,8 @@
 //! Reading what a pull needs from a partition log: record metadata for the delivery
 //! state's lookahead, and decrypted records by offset.
 
+use std::sync::Arc;
+
 use swarmmq_crypto::KeyRing;
 use swarmmq_delivery::RecordInfo;
 use swarmmq_storage::{LogReader, Record};
@@ -46,17 +48,18 @@ pub(crate) fn read_infos(
 }
 
 /// Decrypted records of the batch read last; consecutive offsets of one batch are
-/// served from it without reading or decrypting again.
+/// served from it without reading or decrypting again. The key ring is the node's at
+/// the cursor's creation: it holds the key id of every batch below `visible`.
 pub(crate) struct BatchCursor<'a> {
     reader: &'a LogReader,
-    ring: &'a KeyRing,
+    ring: Arc<KeyRing>,
     visible: u64,
     base: u64,
     records: Vec<Record>,
 }
 
 impl<'a> BatchCursor<'a> {
-    pub fn new(reader: &'a LogReader, ring: &'a KeyRing, visible: u64) -> Self {
+    pub fn new(reader: &'a LogReader, ring: Arc<KeyRing>, visible: u64) -> Self {
         BatchCursor {
             reader,
             ring,
@@ -80,7 +83,7 @@ impl<'a> BatchCursor<'a> {
             };
             self.base = batch.base_offset();
             self.records.clear();
-            for r in batch.decrypt_records(self.ring) {
+            for r in batch.decrypt_records(&self.ring) {
                 self.records.push(r?);
             }
         }

@@ -60,7 +60,7 @@ fn collect_partition(
     if pos.fetch < start {
         pos.fetch = start;
     }
-    let mut cursor = BatchCursor::new(reader, &ctx.broker.keyring, visible);
+    let mut cursor = BatchCursor::new(reader, ctx.broker.keys.current(), visible);
     let mut expired = 0u64;
     while pos.fetch < visible && fill.room() > 0 {
         let Some(record) = cursor.get(pos.fetch)? else {

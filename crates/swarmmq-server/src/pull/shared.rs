@@ -107,7 +107,7 @@ fn serve(
     grants: &[Grant],
     fill: &mut Fill<'_>,
 ) -> Result<Vec<(u64, u64, u32)>, RequestError> {
-    let mut cursor = BatchCursor::new(reader, &ctx.broker.keyring, visible);
+    let mut cursor = BatchCursor::new(reader, ctx.broker.keys.current(), visible);
     let mut served = Vec::new();
     'grants: for g in grants {
         let mut end = g.start;
