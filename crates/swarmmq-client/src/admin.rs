@@ -7,6 +7,7 @@ use swarmmq_protocol::{
 
 use crate::connection::Connection;
 use crate::error::ClientError;
+use crate::options::ConnectOptions;
 
 pub struct Admin {
     conn: Connection,
@@ -17,9 +18,9 @@ fn unexpected(op: &str) -> ClientError {
 }
 
 impl Admin {
-    pub async fn connect(addr: &str) -> Result<Admin, ClientError> {
+    pub async fn connect(options: impl Into<ConnectOptions>) -> Result<Admin, ClientError> {
         Ok(Admin {
-            conn: Connection::connect(addr).await?,
+            conn: Connection::connect(options).await?,
         })
     }
 

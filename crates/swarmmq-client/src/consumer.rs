@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::connection::Connection;
 use crate::error::ClientError;
+use crate::options::ConnectOptions;
 
 #[derive(Clone, Debug)]
 pub struct ConsumerConfig {
@@ -74,7 +75,7 @@ struct Membership {
 }
 
 pub struct Consumer {
-    addr: String,
+    options: ConnectOptions,
     conn: Connection,
     config: ConsumerConfig,
     membership: Arc<Mutex<Membership>>,
@@ -141,7 +142,7 @@ async fn join(
 
 /// Heartbeats an ordered-group membership; rejoins when the node says it went stale.
 async fn heartbeat_loop(
-    addr: String,
+    options: ConnectOptions,
     c: ConsumerConfig,
     m: Arc<Mutex<Membership>>,
     mut every: Duration,
@@ -151,7 +152,7 @@ async fn heartbeat_loop(
         tokio::time::sleep(every).await;
         let current = match &conn {
             Some(c) if !c.is_closed() => c.clone(),
-            _ => match Connection::connect(&addr).await {
+            _ => match Connection::connect(&options).await {
                 Ok(c) => {
                     conn = Some(c.clone());
                     c
@@ -188,10 +189,14 @@ async fn heartbeat_loop(
 impl Consumer {
     /// Connects; joins the group when a mode is configured (starting the heartbeat of an
     /// ordered membership) and applies the configured start position.
-    pub async fn connect(addr: &str, config: ConsumerConfig) -> Result<Consumer, ClientError> {
-        let conn = Connection::connect(addr).await?;
+    pub async fn connect(
+        options: impl Into<ConnectOptions>,
+        config: ConsumerConfig,
+    ) -> Result<Consumer, ClientError> {
+        let options = options.into();
+        let conn = Connection::connect(&options).await?;
         let mut consumer = Consumer {
-            addr: addr.to_string(),
+            options,
             conn,
             config,
             membership: Arc::new(Mutex::new(Membership::default())),
@@ -203,7 +208,7 @@ impl Consumer {
             let every = join(&consumer.conn, &consumer.config, &consumer.membership).await?;
             if consumer.config.mode == Some(GroupMode::Ordered) {
                 consumer.heartbeat = Some(tokio::spawn(heartbeat_loop(
-                    consumer.addr.clone(),
+                    consumer.options.clone(),
                     consumer.config.clone(),
                     Arc::clone(&consumer.membership),
                     every,
@@ -240,7 +245,7 @@ impl Consumer {
 
     async fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
         if self.conn.is_closed() {
-            self.conn = Connection::connect(&self.addr).await?;
+            self.conn = Connection::connect(&self.options).await?;
         }
         self.conn.call(req).await
     }
@@ -257,7 +262,7 @@ impl Consumer {
                     && self.config.mode == Some(GroupMode::Ordered) =>
             {
                 if self.conn.is_closed() {
-                    self.conn = Connection::connect(&self.addr).await?;
+                    self.conn = Connection::connect(&self.options).await?;
                 }
                 join(&self.conn, &self.config, &self.membership).await?;
                 self.call(&make(self.generation())).await

@@ -16,6 +16,9 @@ pub enum ClientError {
     InvalidArgument(String),
     #[error("the client is closed")]
     Closed,
+    /// TLS files or settings are unusable (not retried: they will not fix themselves).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl ClientError {

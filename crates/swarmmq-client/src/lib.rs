@@ -3,19 +3,22 @@
 //! acknowledges, and an [`Admin`] for destinations and health.
 //!
 //! It speaks the binary protocol of `swarmmq-protocol` over one TCP connection per
-//! object and depends on nothing else of SwarmMQ; it is not a node and holds no state
+//! object (TLS 1.3 when [`ConnectOptions::tls`] is set) and depends on nothing else of SwarmMQ; it is not a node and holds no state
 //! a node does not confirm.
 
 mod admin;
 mod connection;
 mod consumer;
 mod error;
+mod options;
 mod producer;
+mod tls;
 
 pub use admin::Admin;
 pub use connection::Connection;
 pub use consumer::{Consumer, ConsumerConfig, ranges_of};
 pub use error::ClientError;
+pub use options::{ConnectOptions, TlsOptions};
 pub use producer::{Message, Producer, ProducerConfig, Receipt, ReceiptFuture};
 pub use swarmmq_protocol::{
     AckRequest, Acks, DeliveredMessage, DestinationConfig, DestinationInfo, GroupDescription,

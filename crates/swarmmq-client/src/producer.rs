@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 use crate::connection::Connection;
 use crate::error::ClientError;
+use crate::options::ConnectOptions;
 
 #[derive(Clone, Debug)]
 pub struct ProducerConfig {
@@ -180,8 +181,13 @@ pub struct Producer {
 }
 
 impl Producer {
-    /// Connects to a node (`host:port`); fails at once if it cannot be reached.
-    pub async fn connect(addr: &str, config: ProducerConfig) -> Result<Producer, ClientError> {
+    /// Connects to a node (`host:port` or [`ConnectOptions`]); fails at once if it cannot
+    /// be reached. Reconnects use the same options.
+    pub async fn connect(
+        options: impl Into<ConnectOptions>,
+        config: ProducerConfig,
+    ) -> Result<Producer, ClientError> {
+        let options = options.into();
         if config.max_in_flight == 0
             || config.max_batch_messages == 0
             || config.max_batch_bytes == 0
@@ -190,11 +196,11 @@ impl Producer {
                 "max_in_flight, max_batch_messages and max_batch_bytes must be at least 1".into(),
             ));
         }
-        let conn = Connection::connect(addr).await?;
+        let conn = Connection::connect(&options).await?;
         let (tx, rx) = mpsc::channel(1024);
         let budget = Arc::new(Semaphore::new(config.max_buffered_bytes.max(1)));
         let pipeline = Pipeline {
-            addr: addr.to_string(),
+            options,
             config: config.clone(),
             conn: Some(conn),
             open: HashMap::new(),
@@ -295,7 +301,7 @@ struct InFlight {
 }
 
 struct Pipeline {
-    addr: String,
+    options: ConnectOptions,
     config: ProducerConfig,
     conn: Option<Connection>,
     open: HashMap<String, OpenBatch>,
@@ -437,9 +443,9 @@ impl Pipeline {
     }
 
     async fn reconnect(&mut self) -> Option<Connection> {
-        match Connection::connect(&self.addr).await {
+        match Connection::connect(&self.options).await {
             Ok(c) => {
-                tracing::info!(addr = %self.addr, "producer reconnected");
+                tracing::info!(addr = %self.options.addr, "producer reconnected");
                 self.conn = Some(c.clone());
                 Some(c)
             }
@@ -458,7 +464,7 @@ impl Pipeline {
         let backoff = Duration::from_millis(50u64 << self.failures.min(5));
         self.resume_at = Some(Instant::now() + backoff);
         if since.elapsed() >= self.config.retry_timeout {
-            tracing::warn!(addr = %self.addr, error = %e, "producer gave up retrying");
+            tracing::warn!(addr = %self.options.addr, error = %e, "producer gave up retrying");
             self.requeue_in_flight();
             for b in self.ready.drain(..) {
                 fail(b, e);
