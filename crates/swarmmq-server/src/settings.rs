@@ -47,6 +47,8 @@ pub struct NodeSettings {
     pub retention_check_interval: Duration,
     /// Longest a graceful shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Serve TLS on the client and HTTP listeners with these files; `None`: plaintext.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl NodeSettings {
@@ -78,6 +80,7 @@ impl NodeSettings {
             limits: Limits::DEFAULT,
             retention_check_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            tls: None,
         }
     }
 
