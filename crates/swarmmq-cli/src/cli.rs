@@ -31,6 +31,8 @@ pub enum Command {
     Group(GroupArgs),
     /// Measure a running node end to end
     Bench(crate::bench::BenchArgs),
+    /// Development certificates for TLS
+    Certs(crate::cmd_certs::CertsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -56,6 +58,15 @@ pub struct NodeArgs {
     /// Allow binding a non-loopback address without TLS
     #[arg(long)]
     pub insecure: bool,
+    /// Serve TLS 1.3 with this PEM certificate chain (security.tls_cert)
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (security.tls_key)
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this PEM CA: mutual TLS (security.tls_ca)
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -68,6 +79,43 @@ pub struct Target {
         default_value = "127.0.0.1:9001"
     )]
     pub node: String,
+    /// Connect with TLS 1.3, trusting only this PEM CA certificate
+    #[arg(long, env = "SWARMMQ_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a node that requires mutual TLS
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Name the node's certificate must carry (default: the host of --node)
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+}
+
+impl Target {
+    /// Address and TLS settings for the SDK; `--tls-ca` switches TLS on.
+    pub fn connect_options(&self) -> anyhow::Result<swarmmq_client::ConnectOptions> {
+        let options = swarmmq_client::ConnectOptions::new(self.node.clone());
+        let Some(ca) = &self.tls_ca else {
+            if self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_server_name.is_some() {
+                anyhow::bail!(
+                    "--tls-cert, --tls-key and --tls-server-name need --tls-ca (the CA that signed the node's certificate)"
+                );
+            }
+            return Ok(options);
+        };
+        let mut tls = swarmmq_client::TlsOptions::new(ca.clone());
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => tls = tls.with_client_cert(cert.clone(), key.clone()),
+            (None, None) => {}
+            _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        }
+        if let Some(name) = &self.tls_server_name {
+            tls = tls.with_server_name(name.clone());
+        }
+        Ok(options.with_tls(tls))
+    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -23,7 +23,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         ModeArg::Ordered => swarmmq_client::GroupMode::Ordered,
     });
     config.start = args.from;
-    let mut consumer = Consumer::connect(&args.target.node, config)
+    let mut consumer = Consumer::connect(args.target.connect_options()?, config)
         .await
         .with_context(|| format!("cannot reach a node at {}", args.target.node))?;
     let stdout = std::io::stdout();

@@ -73,14 +73,12 @@ fn print_description(d: &GroupDescription) {
 }
 
 pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
-    let node = match &args.command {
-        GroupCommand::List { target, .. } | GroupCommand::Describe { target, .. } => {
-            target.node.clone()
-        }
+    let target = match &args.command {
+        GroupCommand::List { target, .. } | GroupCommand::Describe { target, .. } => target,
     };
-    let admin = Admin::connect(&node)
+    let admin = Admin::connect(target.connect_options()?)
         .await
-        .with_context(|| format!("cannot reach a node at {node}"))?;
+        .with_context(|| format!("cannot reach a node at {}", target.node))?;
     match args.command {
         GroupCommand::List { json, .. } => {
             let groups = admin.list_groups().await?;

@@ -111,7 +111,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         )),
         (None, None) => None,
     };
-    let producer = Producer::connect(&args.target.node, ProducerConfig::default())
+    let producer = Producer::connect(args.target.connect_options()?, ProducerConfig::default())
         .await
         .with_context(|| format!("cannot reach a node at {}", args.target.node))?;
     let mut sink = Sink {

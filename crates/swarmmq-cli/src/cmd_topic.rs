@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use swarmmq_client::{Admin, DestinationConfig, DestinationInfo};
 
-use crate::cli::{TopicArgs, TopicCommand};
+use crate::cli::{Target, TopicArgs, TopicCommand};
 
 fn info_json(d: &DestinationInfo) -> serde_json::Value {
     let c = &d.config;
@@ -40,10 +40,10 @@ fn messages(d: &DestinationInfo) -> u64 {
         .sum()
 }
 
-async fn admin(node: &str) -> anyhow::Result<Admin> {
-    Admin::connect(node)
+async fn admin(target: &Target) -> anyhow::Result<Admin> {
+    Admin::connect(target.connect_options()?)
         .await
-        .with_context(|| format!("cannot reach a node at {node}"))
+        .with_context(|| format!("cannot reach a node at {}", target.node))
 }
 
 pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
@@ -73,7 +73,7 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
                 priority_aging_ms: priority_aging.map(ms),
                 ..DestinationConfig::default()
             };
-            let info = admin(&target.node)
+            let info = admin(&target)
                 .await?
                 .create_destination(&name, partitions, config)
                 .await?;
@@ -84,7 +84,7 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             );
         }
         TopicCommand::List { target, json } => {
-            let list = admin(&target.node).await?.list_destinations().await?;
+            let list = admin(&target).await?.list_destinations().await?;
             if json {
                 let all: Vec<_> = list.iter().map(info_json).collect();
                 println!("{}", serde_json::Value::Array(all));
@@ -106,10 +106,7 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             }
         }
         TopicCommand::Describe { name, target, json } => {
-            let d = admin(&target.node)
-                .await?
-                .describe_destination(&name)
-                .await?;
+            let d = admin(&target).await?.describe_destination(&name).await?;
             if json {
                 println!("{}", info_json(&d));
             } else {
@@ -144,7 +141,7 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             }
         }
         TopicCommand::Delete { name, target } => {
-            admin(&target.node).await?.delete_destination(&name).await?;
+            admin(&target).await?.delete_destination(&name).await?;
             println!("deleted {name}");
         }
     }

@@ -1,9 +1,11 @@
 //! The `swarmmq` binary: runs a node (`node`), talks to one (`produce`, `consume`,
-//! `topic`), and measures one (`bench`). Every failure ends as one `error: ...` line on
-//! stderr and a non-zero exit status.
+//! `topic`, `group`), measures one (`bench`), and makes development TLS certificates
+//! (`certs`). Every failure ends as one `error: ...` line on stderr and a non-zero exit
+//! status.
 
 mod bench;
 mod cli;
+mod cmd_certs;
 mod cmd_consume;
 mod cmd_group;
 mod cmd_node;
@@ -54,6 +56,7 @@ fn main() {
             Command::Topic(args) => cmd_topic::run(args).await,
             Command::Group(args) => cmd_group::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Certs(args) => cmd_certs::run(args),
         }
     });
     // Background tasks (a client's reader, say) must not keep the process alive.

@@ -37,7 +37,7 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
         ModeArg::Ordered => GroupMode::Ordered,
     };
     for i in 0..b.consumers.max(1) {
-        let conn = Connection::connect(&b.common.node).await?;
+        let conn = Connection::connect(b.common.target.connect_options()?).await?;
         let consumer_id = format!("bench-consumer-{i}");
         // Every member joins first, so an ordered group has its assignment and generation.
         let join = Request::JoinGroup(JoinGroupRequest {
@@ -220,7 +220,7 @@ pub async fn run(b: ConsumeBench) -> anyhow::Result<Report> {
         latency_meaning: "pull round trip",
         errors,
         settings: serde_json::json!({
-            "node": b.common.node, "destination": b.common.destination, "group": group,
+            "node": b.common.target.node, "destination": b.common.destination, "group": group,
             "consumers": b.consumers, "batch": b.batch, "in_flight": b.in_flight, "count": b.count,
             "mode": format!("{:?}", b.mode).to_lowercase(), "ack": format!("{:?}", b.ack).to_lowercase(),
         }),

@@ -40,7 +40,7 @@ pub async fn run(b: E2eBench) -> anyhow::Result<Report> {
 
     let mut consumers = Vec::new();
     for i in 0..b.consumers.max(1) {
-        let conn = Connection::connect(&b.common.node).await?;
+        let conn = Connection::connect(b.common.target.connect_options()?).await?;
         let pull = Request::Pull(PullRequest {
             destination: b.common.destination.clone(),
             group: group.clone(),
@@ -115,7 +115,7 @@ pub async fn run(b: E2eBench) -> anyhow::Result<Report> {
             linger: b.linger,
             ..ProducerConfig::default()
         };
-        let producer = Producer::connect(&b.common.node, config).await?;
+        let producer = Producer::connect(b.common.target.connect_options()?, config).await?;
         let (dest, size, rate, duration) = (
             b.common.destination.clone(),
             b.message_size,
@@ -187,7 +187,7 @@ pub async fn run(b: E2eBench) -> anyhow::Result<Report> {
     }
     ticker.abort();
     bar.finish_and_clear();
-    if let Ok(admin) = swarmmq_client::Admin::connect(&b.common.node).await {
+    if let Ok(admin) = swarmmq_client::Admin::connect(b.common.target.connect_options()?).await {
         let _ = admin.delete_destination(&b.common.destination).await;
     }
     let messages = consumed.load(Ordering::Relaxed);
@@ -200,7 +200,7 @@ pub async fn run(b: E2eBench) -> anyhow::Result<Report> {
         latency_meaning: "publish to consume",
         errors,
         settings: serde_json::json!({
-            "node": b.common.node, "destination": b.common.destination, "partitions": b.common.partitions,
+            "node": b.common.target.node, "destination": b.common.destination, "partitions": b.common.partitions,
             "message_size": b.message_size, "rate": b.rate, "duration_s": b.duration.as_secs_f64(),
             "producers": n, "consumers": b.consumers, "linger_ms": b.linger.as_secs_f64() * 1000.0,
             "published": published.load(Ordering::Relaxed),

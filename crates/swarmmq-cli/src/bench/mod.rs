@@ -28,14 +28,9 @@ pub enum BenchCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct Common {
-    /// Node address
-    #[arg(
-        long,
-        short = 'n',
-        env = "SWARMMQ_NODE",
-        default_value = "127.0.0.1:9001"
-    )]
-    pub node: String,
+    /// Node address and TLS
+    #[command(flatten)]
+    pub target: crate::cli::Target,
     /// Destination (created if missing)
     #[arg(long, short = 'd', default_value = "bench")]
     pub destination: String,
@@ -172,9 +167,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// Creates the destination if needed (same partitions: fine; other count: an error).
 pub(crate) async fn ensure_destination(common: &Common) -> anyhow::Result<()> {
     use anyhow::Context;
-    let admin = swarmmq_client::Admin::connect(&common.node)
+    let admin = swarmmq_client::Admin::connect(common.target.connect_options()?)
         .await
-        .with_context(|| format!("cannot reach a node at {}", common.node))?;
+        .with_context(|| format!("cannot reach a node at {}", common.target.node))?;
     let info = admin
         .create_destination(&common.destination, common.partitions, Default::default())
         .await?;

@@ -67,7 +67,7 @@ pub async fn run(b: ProduceBench) -> anyhow::Result<Report> {
             max_buffered_bytes: b.max_buffered_bytes,
             ..ProducerConfig::default()
         };
-        let producer = Producer::connect(&b.common.node, config).await?;
+        let producer = Producer::connect(b.common.target.connect_options()?, config).await?;
         let dest = b.common.destination.clone();
         let payload = payload.clone();
         let acked = Arc::clone(&acked);
@@ -150,7 +150,7 @@ pub async fn run(b: ProduceBench) -> anyhow::Result<Report> {
         latency_meaning: "send to acknowledgement",
         errors,
         settings: serde_json::json!({
-            "node": b.common.node, "destination": b.common.destination, "partitions": b.common.partitions,
+            "node": b.common.target.node, "destination": b.common.destination, "partitions": b.common.partitions,
             "message_size": b.message_size, "producers": producers, "batch_bytes": b.batch_bytes,
             "linger_ms": b.linger.as_secs_f64() * 1000.0, "in_flight": b.in_flight, "rate": b.rate,
             "max_buffered_bytes": b.max_buffered_bytes,
