@@ -4,7 +4,8 @@
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio_rustls::server::TlsStream;
+
+use crate::tls::ServerTls;
 
 /// A client connection's stream. Plain TCP splits into independent halves (no lock
 /// between reader and writer: the fast path); TLS shares one state machine, so its
@@ -25,7 +26,7 @@ impl SessionStream for TcpStream {
     }
 }
 
-impl SessionStream for TlsStream<TcpStream> {
+impl SessionStream for ServerTls {
     type Read = ReadHalf<Self>;
     type Write = WriteHalf<Self>;
 

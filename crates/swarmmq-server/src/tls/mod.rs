@@ -23,7 +23,9 @@ use std::time::Duration;
 
 pub use rustls::{ClientConfig, ServerConfig};
 
-pub(crate) use accept::{HandshakeFailures, client_identity, handshake, protocol_notice};
+pub(crate) use accept::{
+    HandshakeFailures, ServerTls, client_identity, handshake, protocol_notice,
+};
 pub(crate) use reload::{TlsState, watch};
 
 use crate::error::ServerError;
