@@ -39,15 +39,15 @@ fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, contents, rest))
 }
 
-fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+fn tagged(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
     let (t, contents, rest) = element(input)?;
     (t == tag).then_some((contents, rest))
 }
 
 /// The first commonName of the certificate's subject, if it is a UTF-8 compatible string.
 pub(crate) fn common_name(cert_der: &[u8]) -> Option<String> {
-    let (cert, _) = expect(cert_der, SEQUENCE)?;
-    let (tbs, _) = expect(cert, SEQUENCE)?;
+    let (cert, _) = tagged(cert_der, SEQUENCE)?;
+    let (tbs, _) = tagged(cert, SEQUENCE)?;
     let mut fields = tbs;
     if fields.first() == Some(&VERSION) {
         fields = element(fields)?.2;
@@ -56,14 +56,14 @@ pub(crate) fn common_name(cert_der: &[u8]) -> Option<String> {
     for _ in 0..4 {
         fields = element(fields)?.2;
     }
-    let (mut rdns, _) = expect(fields, SEQUENCE)?;
+    let (mut rdns, _) = tagged(fields, SEQUENCE)?;
     while !rdns.is_empty() {
-        let (mut set, rest) = expect(rdns, SET)?;
+        let (mut set, rest) = tagged(rdns, SET)?;
         rdns = rest;
         while !set.is_empty() {
-            let (attr, rest) = expect(set, SEQUENCE)?;
+            let (attr, rest) = tagged(set, SEQUENCE)?;
             set = rest;
-            let (oid, value) = expect(attr, OID)?;
+            let (oid, value) = tagged(attr, OID)?;
             if oid != CN_OID {
                 continue;
             }
