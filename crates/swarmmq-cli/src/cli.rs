@@ -35,6 +35,8 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Manage API keys (create-key, list, revoke) in the key file, with or without a running node
     Auth(crate::cmd_auth::AuthArgs),
+    /// Development certificates for TLS
+    Certs(crate::cmd_certs::CertsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -60,6 +62,15 @@ pub struct NodeArgs {
     /// Allow binding a non-loopback address without TLS
     #[arg(long)]
     pub insecure: bool,
+    /// Serve TLS 1.3 with this PEM certificate chain (security.tls_cert)
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (security.tls_key)
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this PEM CA: mutual TLS (security.tls_ca)
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -75,10 +86,23 @@ pub struct Target {
     /// API key (smq_...), for a node with authentication on
     #[arg(long, env = "SWARMMQ_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Connect with TLS 1.3, trusting only this PEM CA certificate
+    #[arg(long, env = "SWARMMQ_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a node that requires mutual TLS
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Name the node's certificate must carry (default: the host of --node)
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
 }
 
 impl Target {
-    /// How every client command connects: the address, and the API key if one is given.
+    /// How every client command connects: the address, TLS (`--tls-ca` switches it on)
+    /// and the API key if one is given.
     pub fn connect_options(&self) -> anyhow::Result<swarmmq_client::ConnectOptions> {
         let mut options = swarmmq_client::ConnectOptions::new(self.node.clone());
         // An empty SWARMMQ_API_KEY means none, as an unset one does.
@@ -90,7 +114,24 @@ impl Target {
         {
             options = options.with_api_key(key.to_string());
         }
-        Ok(options)
+        let Some(ca) = &self.tls_ca else {
+            if self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_server_name.is_some() {
+                anyhow::bail!(
+                    "--tls-cert, --tls-key and --tls-server-name need --tls-ca (the CA that signed the node's certificate)"
+                );
+            }
+            return Ok(options);
+        };
+        let mut tls = swarmmq_client::TlsOptions::new(ca.clone());
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => tls = tls.with_client_cert(cert.clone(), key.clone()),
+            (None, None) => {}
+            _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        }
+        if let Some(name) = &self.tls_server_name {
+            tls = tls.with_server_name(name.clone());
+        }
+        Ok(options.with_tls(tls))
     }
 }
 
@@ -100,6 +141,10 @@ impl std::fmt::Debug for Target {
         f.debug_struct("Target")
             .field("node", &self.node)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("tls_server_name", &self.tls_server_name)
             .finish()
     }
 }

@@ -76,10 +76,9 @@ pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
     let target = match &args.command {
         GroupCommand::List { target, .. } | GroupCommand::Describe { target, .. } => target,
     };
-    let node = target.node.clone();
     let admin = Admin::connect(target.connect_options()?)
         .await
-        .with_context(|| format!("cannot reach a node at {node}"))?;
+        .with_context(|| format!("cannot reach a node at {}", target.node))?;
     match args.command {
         GroupCommand::List { json, .. } => {
             let groups = admin.list_groups().await?;

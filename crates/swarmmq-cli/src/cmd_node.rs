@@ -1,5 +1,6 @@
 //! `swarmmq node`: config file, then `SWARMMQ_*` environment, then flags; start the
-//! node; stop gracefully on SIGINT or SIGTERM (finish in-flight writes, fsync, exit 0).
+//! node; stop gracefully on SIGINT or SIGTERM (finish in-flight writes, fsync, exit 0);
+//! reload the TLS certificate, key and CA on SIGHUP.
 
 use std::net::SocketAddr;
 
@@ -62,6 +63,14 @@ pub fn settings_from(config: &Config) -> anyhow::Result<NodeSettings> {
         limits: config.limits(),
         auth_enabled: config.security.auth_enabled,
         api_keys_file: Some(config.api_keys_file()),
+        tls: match (&config.security.tls_cert, &config.security.tls_key) {
+            (Some(cert), Some(key)) => Some(swarmmq_server::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: config.security.tls_ca.clone(),
+            }),
+            _ => None,
+        },
         ..defaults
     })
 }
@@ -86,26 +95,50 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     if args.insecure {
         config.security.allow_insecure = true;
     }
-    config.validate()?;
-    if config.security.tls_cert.is_some() {
-        anyhow::bail!(
-            "security.tls_cert is set, but this build does not serve TLS yet; remove it or bind to 127.0.0.1"
-        );
+    if let Some(f) = args.tls_cert {
+        config.security.tls_cert = Some(f);
+    }
+    if let Some(f) = args.tls_key {
+        config.security.tls_key = Some(f);
+    }
+    if let Some(f) = args.tls_ca {
+        config.security.tls_ca = Some(f);
+    }
+    if let Err(e) = config.validate() {
+        let s = &config.security;
+        let no_tls = !config.node.bind.is_loopback() && s.tls_cert.is_none() && !s.allow_insecure;
+        let hint = if no_tls {
+            " (flags: --tls-cert FILE --tls-key FILE, or --insecure)"
+        } else {
+            ""
+        };
+        anyhow::bail!("{e}{hint}");
     }
     init_logging(&config)?;
     let settings = settings_from(&config)?;
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let node = Node::start(settings).await?;
+    let (tls, http) = match (&config.security.tls_cert, &config.security.tls_ca) {
+        (None, _) => ("", "HTTP"),
+        (Some(_), None) => (" with TLS", "HTTPS"),
+        (Some(_), Some(_)) => (" with mutual TLS", "HTTPS"),
+    };
     eprintln!(
-        "swarmmq node {} serving clients on {} and HTTP on {}",
+        "swarmmq node {} serving clients on {}{tls} and {http} on {}",
         config.node.id,
         node.client_addr(),
         node.http_addr()
     );
-    tokio::select! {
-        _ = term.recv() => tracing::info!(signal = "SIGTERM", "stopping"),
-        _ = int.recv() => tracing::info!(signal = "SIGINT", "stopping"),
+    loop {
+        tokio::select! {
+            _ = term.recv() => break tracing::info!(signal = "SIGTERM", "stopping"),
+            _ = int.recv() => break tracing::info!(signal = "SIGINT", "stopping"),
+            _ = hup.recv() => {
+                node.reload_tls();
+            }
+        }
     }
     node.shutdown();
     node.wait().await?;

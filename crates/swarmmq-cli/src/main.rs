@@ -1,10 +1,12 @@
 //! The `swarmmq` binary: runs a node (`node`), talks to one (`produce`, `consume`,
-//! `topic`, `group`, `keys`), and measures one (`bench`). Every failure ends as one `error: ...` line on
-//! stderr and a non-zero exit status.
+//! `topic`, `group`, `keys`, `auth`), measures one (`bench`), and makes development TLS
+//! certificates (`certs`). Every failure ends as one `error: ...` line on stderr and a
+//! non-zero exit status.
 
 mod bench;
 mod cli;
 mod cmd_auth;
+mod cmd_certs;
 mod cmd_consume;
 mod cmd_group;
 mod cmd_keys;
@@ -58,6 +60,7 @@ fn main() {
             Command::Keys(args) => cmd_keys::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Auth(args) => cmd_auth::run(args),
+            Command::Certs(args) => cmd_certs::run(args),
         }
     });
     // Background tasks (a client's reader, say) must not keep the process alive.

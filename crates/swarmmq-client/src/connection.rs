@@ -11,7 +11,7 @@ use swarmmq_protocol::{
     AuthenticateRequest, FrameDecoder, Request, Response, decode_response, encode_request,
 };
 use swarmmq_types::Limits;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -29,11 +29,17 @@ struct Shared {
     pending: Mutex<HashMap<u32, Reply>>,
     closed: AtomicBool,
     close_reason: Mutex<Option<String>>,
+    /// Set when the node refused this client for good (a TLS alert, a non-retriable
+    /// connection-level error): what every waiter gets instead of a retriable loss.
+    refused: Mutex<Option<ClientError>>,
     slots: Arc<Semaphore>,
 }
 
 impl Shared {
     fn lost(&self) -> ClientError {
+        if let Some(e) = self.refused.lock().ok().and_then(|r| r.clone()) {
+            return e;
+        }
         let reason = self
             .close_reason
             .lock()
@@ -44,6 +50,14 @@ impl Shared {
             addr: self.addr.clone(),
             reason,
         }
+    }
+
+    /// Closes with an error retrying cannot fix (the same client would be refused again).
+    fn refuse(&self, error: ClientError) {
+        if let Ok(mut r) = self.refused.lock() {
+            r.get_or_insert(error.clone());
+        }
+        self.close(error.to_string());
     }
 
     fn close(&self, reason: String) {
@@ -89,12 +103,12 @@ impl ResponseFuture {
 }
 
 impl Connection {
-    /// Connects to the node (`"host:port"` or [`ConnectOptions`]). With an API key, the
-    /// connection authenticates before it is returned; a refused key is
-    /// [`ClientError::AuthRefused`] carrying the node's code.
+    /// Connects to a node: an address (`host:port`) or [`ConnectOptions`] (TLS, API
+    /// key). With an API key, the connection authenticates before it is returned; a
+    /// refused key is [`ClientError::AuthRefused`] carrying the node's code.
     pub async fn connect(options: impl Into<ConnectOptions>) -> Result<Connection, ClientError> {
         let options = options.into();
-        let conn = Connection::open(&options.addr).await?;
+        let conn = Connection::open(&options).await?;
         if let Some(api_key) = &options.api_key {
             let req = Request::Authenticate(AuthenticateRequest {
                 api_key: api_key.clone(),
@@ -126,34 +140,59 @@ impl Connection {
         Ok(conn)
     }
 
-    async fn open(addr: &str) -> Result<Connection, ClientError> {
+    async fn open(options: &ConnectOptions) -> Result<Connection, ClientError> {
+        let addr = options.addr.as_str();
         let connect_err = |reason: String| ClientError::Connect {
             addr: addr.to_string(),
             reason,
         };
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        let timeout = || connect_err(format!("no answer within {CONNECT_TIMEOUT:?}"));
+        let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+        let stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
             .await
-            .map_err(|_| connect_err(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|_| timeout())?
             .map_err(|e| connect_err(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
+        match &options.tls {
+            // Plain TCP keeps lock-free owned halves.
+            None => {
+                let (rd, wr) = stream.into_split();
+                Ok(Self::start(addr, rd, wr))
+            }
+            Some(tls) => {
+                let stream =
+                    tokio::time::timeout_at(deadline, crate::tls::connect(tls, addr, stream))
+                        .await
+                        .map_err(|_| timeout())??;
+                let (rd, wr) = tokio::io::split(stream);
+                Ok(Self::start(addr, rd, wr))
+            }
+        }
+    }
+
+    fn start<R, W>(addr: &str, rd: R, wr: W) -> Connection
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let limits = Limits::DEFAULT;
         let shared = Arc::new(Shared {
             addr: addr.to_string(),
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             close_reason: Mutex::new(None),
+            refused: Mutex::new(None),
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         });
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
         tokio::spawn(write_loop(wr, rx, Arc::clone(&shared)));
         tokio::spawn(read_loop(rd, Arc::clone(&shared), limits.clone()));
-        Ok(Connection {
+        Connection {
             shared,
             tx,
             next_corr: Arc::new(AtomicU32::new(1)),
             limits,
-        })
+        }
     }
 
     pub fn addr(&self) -> &str {
@@ -222,8 +261,8 @@ impl Connection {
     }
 }
 
-async fn write_loop(
-    wr: tokio::net::tcp::OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    wr: W,
     mut rx: mpsc::Receiver<BytesMut>,
     shared: Arc<Shared>,
 ) {
@@ -251,7 +290,7 @@ async fn write_loop(
     let _ = wr.shutdown().await;
 }
 
-async fn read_loop(mut rd: tokio::net::tcp::OwnedReadHalf, shared: Arc<Shared>, limits: Limits) {
+async fn read_loop<R: AsyncRead + Unpin>(mut rd: R, shared: Arc<Shared>, limits: Limits) {
     let mut decoder = FrameDecoder::new(&limits);
     let mut buf = BytesMut::with_capacity(256 * 1024);
     loop {
@@ -270,7 +309,14 @@ async fn read_loop(mut rd: tokio::net::tcp::OwnedReadHalf, shared: Arc<Shared>, 
                             // Correlation id 0 carries connection-level errors (e.g. the
                             // node is at its connection limit).
                             if let Ok(Response::Error(e)) = resp {
-                                shared.close(format!("{}: {}", e.code, e.message));
+                                if e.code.is_retriable() {
+                                    shared.close(format!("{}: {}", e.code, e.message));
+                                } else {
+                                    shared.refuse(ClientError::Server {
+                                        code: e.code,
+                                        message: e.message,
+                                    });
+                                }
                                 return;
                             }
                         }
@@ -293,7 +339,28 @@ async fn read_loop(mut rd: tokio::net::tcp::OwnedReadHalf, shared: Arc<Shared>, 
             }
             Ok(_) => {}
             Err(e) => {
-                shared.close(format!("read failed: {e}"));
+                // A fatal TLS alert after the handshake: the node refused this client's
+                // certificate (or lack of one); reconnecting would be refused again.
+                let alert = match e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                {
+                    Some(rustls::Error::AlertReceived(a)) => Some(*a),
+                    _ => None,
+                };
+                if let Some(alert) = alert {
+                    let hint = if alert == rustls::AlertDescription::CertificateRequired {
+                        " (it requires a client certificate)"
+                    } else {
+                        ""
+                    };
+                    shared.refuse(ClientError::Tls(format!(
+                        "the node at {} refused the TLS session: {e}{hint}",
+                        shared.addr
+                    )));
+                } else {
+                    shared.close(format!("read failed: {e}"));
+                }
                 return;
             }
         }

@@ -35,6 +35,9 @@ pub enum ClientError {
         offset: u64,
         reason: String,
     },
+    /// TLS files or settings are unusable (not retried: they will not fix themselves).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl ClientError {

@@ -3,11 +3,11 @@
 //! acknowledges, and an [`Admin`] for destinations and health.
 //!
 //! It speaks the binary protocol of `swarmmq-protocol` over one TCP connection per
-//! object, authenticating each (re)connection first when [`ConnectOptions`] carries an
-//! API key; besides that it uses only `swarmmq-crypto`, for optional end-to-end
-//! encryption ([`E2eKey`]: payloads sealed by the producer, opened by the consumer,
-//! never readable by a node). It is not a node and holds no state a node does not
-//! confirm.
+//! object (TLS 1.3 when [`ConnectOptions::tls`] is set), authenticating each
+//! (re)connection first when [`ConnectOptions`] carries an API key; besides that it uses
+//! only `swarmmq-crypto`, for optional end-to-end encryption ([`E2eKey`]: payloads sealed
+//! by the producer, opened by the consumer, never readable by a node). It is not a node
+//! and holds no state a node does not confirm.
 
 mod admin;
 mod connection;
@@ -17,13 +17,14 @@ mod error;
 mod keys_admin;
 mod options;
 mod producer;
+mod tls;
 
 pub use admin::Admin;
 pub use connection::Connection;
 pub use consumer::{Consumer, ConsumerConfig, ranges_of};
 pub use e2e::{E2E_HEADER, E2eError, E2eFailure, E2eKey};
 pub use error::ClientError;
-pub use options::ConnectOptions;
+pub use options::{ConnectOptions, TlsOptions};
 pub use producer::{Message, Producer, ProducerConfig, Receipt, ReceiptFuture};
 pub use swarmmq_protocol::{
     AckRequest, Acks, DeliveredMessage, DestinationConfig, DestinationInfo, GroupDescription,

@@ -187,8 +187,8 @@ pub struct Producer {
 }
 
 impl Producer {
-    /// Connects to a node (`"host:port"` or [`ConnectOptions`]); fails at once if it
-    /// cannot be reached or refuses the API key.
+    /// Connects to a node (`host:port` or [`ConnectOptions`]); fails at once if it cannot
+    /// be reached or refuses the API key. Reconnects use the same options.
     pub async fn connect(
         options: impl Into<ConnectOptions>,
         config: ProducerConfig,

@@ -26,6 +26,9 @@ pub enum ServerError {
     Storage(#[from] swarmmq_storage::StorageError),
     #[error("delivery state: {0}")]
     Delivery(#[from] swarmmq_delivery::DeliveryError),
+    /// A TLS file is missing or unusable; the text names the file and the reason.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl ServerError {

@@ -27,7 +27,9 @@ mod publish;
 mod pull;
 mod session;
 mod settings;
+mod stream;
 mod sync_gate;
+pub mod tls;
 mod writer;
 
 pub use error::{RequestError, ServerError};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use swarmmq_types::ErrorCode;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -19,6 +19,7 @@ use crate::keyring::KeyStore;
 use crate::metrics::Metrics;
 use crate::session;
 use crate::settings::NodeSettings;
+use crate::tls::{self, HandshakeFailures, TlsState};
 
 /// Period of the node's housekeeping: group sessions, dead-letter sweeps, lag gauges.
 const TICK: std::time::Duration = std::time::Duration::from_millis(250);
@@ -32,6 +33,7 @@ pub struct RunningNode {
     http_addr: SocketAddr,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), ServerError>>,
+    tls: Option<Arc<TlsState>>,
 }
 
 impl RunningNode {
@@ -50,6 +52,19 @@ impl RunningNode {
 
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// Reads the TLS certificate, key and CA files again (what SIGHUP does): new
+    /// handshakes use them, established connections are untouched. False if TLS is
+    /// off or the files are unusable (the previous ones stay; the reason is logged).
+    pub fn reload_tls(&self) -> bool {
+        match &self.tls {
+            Some(tls) => tls.reload("reload request"),
+            None => {
+                tracing::info!("TLS reload requested, but TLS is not configured");
+                false
+            }
+        }
     }
 
     /// Waits until the node has stopped; every acknowledged write is durable by then.
@@ -87,6 +102,11 @@ impl Node {
         let metrics = Arc::new(Metrics::new());
         let shutdown = CancellationToken::new();
         let broker_cell: Arc<OnceLock<Arc<Broker>>> = Arc::new(OnceLock::new());
+        // Unusable TLS files stop the start before anything listens.
+        let tls = match &settings.tls {
+            Some(files) => Some(Arc::new(TlsState::load(files.clone())?)),
+            None => None,
+        };
 
         let http_listener = bind(settings.http_addr).await?;
         let http_addr = http_listener
@@ -104,10 +124,16 @@ impl Node {
         let http_stop = CancellationToken::new();
         let http_task = tokio::spawn({
             let stop = http_stop.clone();
+            let tls = tls.clone();
             async move {
-                let _ = axum::serve(http_listener, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await;
+                match tls {
+                    Some(tls) => tls::https::serve(http_listener, app, tls, stop).await,
+                    None => {
+                        let _ = axum::serve(http_listener, app)
+                            .with_graceful_shutdown(stop.cancelled_owned())
+                            .await;
+                    }
+                }
             }
         });
 
@@ -125,7 +151,14 @@ impl Node {
         let broker = Arc::new(Broker::open(&settings, keys, Arc::clone(&metrics)).await?);
         let _ = broker_cell.set(Arc::clone(&broker));
         client_addr = broker.client_addr;
-        tracing::info!(node_id = %settings.node_id, client = %client_addr, http = %http_addr, data_dir = %settings.data_dir.display(), "node ready");
+        tracing::info!(node_id = %settings.node_id, client = %client_addr, http = %http_addr, data_dir = %settings.data_dir.display(), tls = tls.is_some(), mutual_tls = tls.as_ref().is_some_and(|t| t.mutual()), "node ready");
+        if let Some(state) = &tls {
+            tokio::spawn(tls::watch(
+                Arc::clone(state),
+                tls::RELOAD_POLL,
+                shutdown.clone(),
+            ));
+        }
 
         if let Some(rx) = broker.dlq_rx.lock().ok().and_then(|mut r| r.take()) {
             tokio::spawn(crate::dlq::run(Arc::downgrade(&broker), rx));
@@ -133,6 +166,7 @@ impl Node {
         let retention_every = settings.retention_check_interval;
         let grace = settings.shutdown_grace;
         let token = shutdown.clone();
+        let session_tls = tls.clone();
         let task = tokio::spawn(async move {
             let sessions = TaskTracker::new();
             let retention = tokio::spawn({
@@ -164,7 +198,7 @@ impl Node {
                     }
                 }
             });
-            accept_loop(client_listener, &broker, &sessions, &token).await;
+            accept_loop(client_listener, &broker, session_tls, &sessions, &token).await;
             tracing::info!("shutting down: finishing in-flight requests");
             sessions.close();
             if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
@@ -188,6 +222,7 @@ impl Node {
             http_addr,
             shutdown,
             task,
+            tls,
         })
     }
 }
@@ -195,12 +230,17 @@ impl Node {
 async fn accept_loop(
     listener: TcpListener,
     broker: &Arc<Broker>,
+    tls: Option<Arc<TlsState>>,
     sessions: &TaskTracker,
     shutdown: &CancellationToken,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(
         broker.limits.max_connections as usize,
     ));
+    // Telling a TLS client it is over the limit costs a handshake: bound those too.
+    let refusals = Arc::new(tokio::sync::Semaphore::new(MAX_TLS_REFUSALS));
+    let failures = Arc::new(HandshakeFailures::new("client"));
+    let notice: Arc<[u8]> = tls::protocol_notice().into();
     let next_producer = AtomicU64::new(1);
     loop {
         let accepted = tokio::select! {
@@ -216,26 +256,73 @@ async fn accept_loop(
                 continue;
             }
         };
+        let _ = stream.set_nodelay(true);
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             tracing::warn!(%peer, limit = broker.limits.max_connections, "connection refused: too many connections");
             broker.metrics.error(ErrorCode::TooManyConnections);
-            sessions.spawn(refuse(stream, broker.limits.max_connections));
+            let limit = broker.limits.max_connections;
+            match &tls {
+                None => {
+                    sessions.spawn(refuse(stream, limit));
+                }
+                Some(tls) => {
+                    if let Ok(slot) = Arc::clone(&refusals).try_acquire_owned() {
+                        let (acceptor, failures) = (tls.client_acceptor(), Arc::clone(&failures));
+                        let notice = Arc::clone(&notice);
+                        sessions.spawn(async move {
+                            if let Some(s) =
+                                tls::handshake(acceptor, stream, peer, &failures, &notice).await
+                            {
+                                refuse(s, limit).await;
+                            }
+                            drop(slot);
+                        });
+                    }
+                }
+            }
             continue;
         };
         let broker = Arc::clone(broker);
         let token = shutdown.clone();
         let producer_id = next_producer.fetch_add(1, Ordering::Relaxed);
+        let tls = tls.as_ref().map(|t| {
+            (
+                t.client_acceptor(),
+                Arc::clone(&failures),
+                Arc::clone(&notice),
+            )
+        });
         sessions.spawn(async move {
             broker.metrics.open_connections.inc();
-            session::serve(stream, Arc::clone(&broker), token, producer_id).await;
+            match tls {
+                None => {
+                    session::serve(stream, peer, None, Arc::clone(&broker), token, producer_id)
+                        .await
+                }
+                Some((acceptor, failures, notice)) => {
+                    let handshake = tokio::select! {
+                        s = tls::handshake(acceptor, stream, peer, &failures, &notice) => s,
+                        _ = token.cancelled() => None,
+                    };
+                    if let Some(s) = handshake {
+                        let identity = tls::client_identity(&s);
+                        session::serve(s, peer, identity, Arc::clone(&broker), token, producer_id)
+                            .await;
+                    }
+                }
+            }
             broker.metrics.open_connections.dec();
             drop(permit);
         });
     }
 }
 
+/// Most connections over the limit being told so over TLS at once; beyond it they are
+/// closed without an answer.
+const MAX_TLS_REFUSALS: usize = 64;
+
 /// Tells a client over the connection limit why, then closes.
-async fn refuse(mut stream: TcpStream, limit: u32) {
+async fn refuse<S: tokio::io::AsyncWrite + Unpin>(mut stream: S, limit: u32) {
     use tokio::io::AsyncWriteExt;
     let mut frame = bytes::BytesMut::new();
     let resp = swarmmq_protocol::ErrorResponse {

@@ -14,9 +14,7 @@ use swarmmq_protocol::{
     encode_response,
 };
 use swarmmq_types::ErrorCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -28,6 +26,7 @@ use crate::group_ops;
 use crate::keys;
 use crate::publish;
 use crate::pull;
+use crate::stream::SessionStream;
 
 mod authn;
 
@@ -44,6 +43,8 @@ struct Outgoing {
 pub(crate) struct Session {
     broker: Arc<Broker>,
     peer: std::net::SocketAddr,
+    /// Subject CN of the client's verified certificate (mutual TLS).
+    tls_identity: Option<String>,
     producer_id: u64,
     out: mpsc::Sender<Outgoing>,
     tasks: TaskTracker,
@@ -56,17 +57,15 @@ pub(crate) struct Session {
     revoked_key: Option<String>,
 }
 
-pub(crate) async fn serve(
-    stream: TcpStream,
+pub(crate) async fn serve<S: SessionStream>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    tls_identity: Option<String>,
     broker: Arc<Broker>,
     shutdown: CancellationToken,
     producer_id: u64,
 ) {
-    let peer = stream
-        .peer_addr()
-        .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-    let _ = stream.set_nodelay(true);
-    let (mut rd, wr) = stream.into_split();
+    let (mut rd, wr) = stream.split_halves();
     let limits = broker.limits.clone();
     let (tx, rx) = mpsc::channel(limits.max_inflight_requests_per_connection as usize);
     let writer = tokio::spawn(write_loop(wr, rx));
@@ -79,6 +78,7 @@ pub(crate) async fn serve(
     let mut session = Session {
         broker,
         peer,
+        tls_identity,
         producer_id,
         out: tx,
         tasks: TaskTracker::new(),
@@ -87,6 +87,10 @@ pub(crate) async fn serve(
         principal_generation: 0,
         revoked_key: None,
     };
+    if let Some(identity) = &session.tls_identity {
+        tracing::debug!(peer = %session.peer, identity, "client certificate verified");
+    }
+    session.adopt_certificate_identity();
     let mut decoder = FrameDecoder::new(&limits);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     // The peer closed or broke its side (no lingering close needed then).
@@ -383,7 +387,7 @@ async fn respond(
         .await;
 }
 
-async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Outgoing>) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     let mut done = Vec::new();
     while let Some(first) = rx.recv().await {

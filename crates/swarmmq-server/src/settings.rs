@@ -51,6 +51,8 @@ pub struct NodeSettings {
     pub auth_enabled: bool,
     /// The API key file; `None`: `api-keys.json` in the data dir.
     pub api_keys_file: Option<PathBuf>,
+    /// Serve TLS on the client and HTTP listeners with these files; `None`: plaintext.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl NodeSettings {
@@ -84,6 +86,7 @@ impl NodeSettings {
             shutdown_grace: Duration::from_secs(10),
             auth_enabled: false,
             api_keys_file: None,
+            tls: None,
         }
     }
 

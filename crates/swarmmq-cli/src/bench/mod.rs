@@ -28,6 +28,7 @@ pub enum BenchCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct Common {
+    /// Node address and TLS
     #[command(flatten)]
     pub target: crate::cli::Target,
     /// Destination (created if missing)

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -26,6 +28,8 @@ pub struct NodeProcess {
     pub log: PathBuf,
     extra: Vec<String>,
     env: Vec<(String, String)>,
+    /// The node serves HTTPS with a certificate from this CA (readiness check over TLS).
+    pub https_ca: Option<PathBuf>,
 }
 
 impl NodeProcess {
@@ -34,6 +38,25 @@ impl NodeProcess {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> NodeProcess {
+        Self::start_full(data_dir, extra, env, None)
+    }
+
+    /// A node serving TLS (flags in `extra`) whose certificate chains to `ca`.
+    pub fn start_tls(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        ca: &Path,
+    ) -> NodeProcess {
+        Self::start_full(data_dir, extra, env, Some(ca.to_path_buf()))
+    }
+
+    fn start_full(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        https_ca: Option<PathBuf>,
+    ) -> NodeProcess {
         let mut node = NodeProcess {
             child: None,
             port: free_port(),
@@ -45,6 +68,7 @@ impl NodeProcess {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            https_ca,
         };
         node.spawn();
         node
@@ -93,7 +117,11 @@ impl NodeProcess {
             {
                 panic!("node exited early with {status}; log:\n{}", self.log_text());
             }
-            if http_get(self.http(), "/health").map(|(s, _)| s) == Some(200)
+            let health = match &self.https_ca {
+                Some(ca) => tls::https_get(self.http(), "/health", ca),
+                None => http_get(self.http(), "/health"),
+            };
+            if health.map(|(s, _)| s) == Some(200)
                 && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
             {
                 return;

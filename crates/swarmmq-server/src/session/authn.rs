@@ -16,6 +16,25 @@ use crate::error::RequestError;
 const INVALID_KEY: &str = "invalid API key";
 
 impl Session {
+    /// Mutual TLS: a verified client certificate whose subject CN names an active API
+    /// key acts as that key from the first request on (no Authenticate needed); an
+    /// Authenticate later replaces it. A CN naming no key grants nothing.
+    pub(super) fn adopt_certificate_identity(&mut self) {
+        let auth = &self.broker.auth;
+        let Some(cn) = self.tls_identity.as_deref() else {
+            return;
+        };
+        if !auth.enabled {
+            return;
+        }
+        let generation = auth.generation();
+        if let Some(principal) = auth.store().principal_for_name(cn) {
+            tracing::debug!(ip = %self.peer.ip(), key_id = %principal.key_id, name = %principal.name, "authenticated by client certificate");
+            self.principal = Some(principal);
+            self.principal_generation = generation;
+        }
+    }
+
     /// Looks the principal's key up again after the key file was reloaded, taking its
     /// current permissions, or dropping it once the key is revoked or gone.
     pub(super) fn recheck_principal(&mut self) {
