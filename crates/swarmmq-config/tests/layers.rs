@@ -117,6 +117,9 @@ fn variables_of_other_sections_and_prefixes_are_ignored() {
         env(&[
             ("SWARMMQ_API_KEY", "client-secret"),
             ("SWARMMQ_URL", "127.0.0.1:9001"),
+            // The clients' node address and TLS CA.
+            ("SWARMMQ_NODE", "127.0.0.1:9001"),
+            ("SWARMMQ_TLS_CA", "/etc/ca.pem"),
             ("SWARMMQ", "x"),
             ("HOME", "/root"),
             ("STORAGE_DATA_DIR", "/nope"),
