@@ -12,6 +12,10 @@ use crate::{ByteSize, ClusterNode, Config, ConfigError, FsyncPolicy};
 /// Limits are `u32`, so no configured frame may be larger.
 const MAX_FRAME: u64 = u32::MAX as u64;
 
+/// Longest connection timeout: a bound keeps deadline arithmetic far from overflow, and
+/// a connection silent for a week is not a client worth waiting for.
+const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
 type Check = Result<(), ConfigError>;
 
 fn refuse(key: &str, reason: impl Into<String>) -> Check {
@@ -130,6 +134,17 @@ impl Config {
         }
         if p.max_connections == 0 {
             return refuse("performance.max_connections", "must be at least 1");
+        }
+        for (key, timeout) in [
+            ("performance.frame_timeout", p.frame_timeout),
+            ("performance.idle_timeout", p.idle_timeout),
+        ] {
+            if timeout.is_zero() {
+                return refuse(key, "must be more than 0s");
+            }
+            if timeout > MAX_CONNECTION_TIMEOUT {
+                return refuse(key, "must be at most 7d");
+            }
         }
         Ok(())
     }

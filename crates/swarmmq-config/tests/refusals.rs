@@ -211,6 +211,10 @@ fn counts_in_range() {
     assert_snapshot!(invalid("performance:\n  batch_size: 100001\n"), @"performance.batch_size: 100001 is out of range 1..=100000");
     assert_snapshot!(invalid("performance:\n  max_connections: 0\n"), @"performance.max_connections: must be at least 1");
     assert_snapshot!(invalid("performance:\n  ack_timeout: 0s\n"), @"performance.ack_timeout: must be more than 0s");
+    assert_snapshot!(invalid("performance:\n  frame_timeout: 0s\n"), @"performance.frame_timeout: must be more than 0s");
+    assert_snapshot!(invalid("performance:\n  idle_timeout: 0s\n"), @"performance.idle_timeout: must be more than 0s");
+    assert_snapshot!(invalid("performance:\n  idle_timeout: 8d\n"), @"performance.idle_timeout: must be at most 7d");
+    assert_snapshot!(invalid("performance:\n  frame_timeout: 300000000y\n"), @"performance.frame_timeout: must be at most 7d");
     assert_snapshot!(invalid("storage:\n  default_partitions: 0\n"), @"storage.default_partitions: 0 is out of range 1..=1024");
     assert_snapshot!(invalid("storage:\n  default_partitions: 1025\n"), @"storage.default_partitions: 1025 is out of range 1..=1024");
     assert_snapshot!(invalid("delivery:\n  max_delivery_attempts: 0\n"), @"delivery.max_delivery_attempts: must be at least 1");
