@@ -17,6 +17,7 @@ use crate::destination::{Destination, DestinationSpec, PartitionEnv, SPEC_FILE};
 use crate::dlq::{self, DeadLetter};
 use crate::error::{RequestError, ServerError};
 use crate::group::{self, Group, GroupParams};
+use crate::guard::Guard;
 use crate::metrics::Metrics;
 use crate::partition::DiskBudget;
 use crate::settings::NodeSettings;
@@ -44,6 +45,8 @@ pub(crate) struct Broker {
     dlq_tx: tokio::sync::mpsc::Sender<DeadLetter>,
     /// Taken once by the node to start the dead-letter mover.
     pub dlq_rx: Mutex<Option<tokio::sync::mpsc::Receiver<DeadLetter>>>,
+    /// Connection timeouts and the budgets of log lines caused by bad input.
+    pub guard: Guard,
 }
 
 fn lock_err() -> RequestError {
@@ -107,6 +110,7 @@ impl Broker {
             max_session_ms: settings.max_session_timeout.as_millis() as u64,
             dlq_tx,
             dlq_rx: Mutex::new(Some(dlq_rx)),
+            guard: Guard::new(settings.frame_timeout, settings.idle_timeout),
         };
         broker.load_existing().await?;
         Ok(broker)

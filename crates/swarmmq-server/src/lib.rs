@@ -15,6 +15,7 @@ mod dlq;
 mod error;
 mod group;
 mod group_ops;
+mod guard;
 mod http;
 mod keyring;
 mod metrics;

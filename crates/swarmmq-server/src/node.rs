@@ -214,7 +214,9 @@ async fn accept_loop(
             }
         };
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!(%peer, limit = broker.limits.max_connections, "connection refused: too many connections");
+            if let Some(suppressed) = broker.guard.protocol_log.allow() {
+                tracing::warn!(%peer, limit = broker.limits.max_connections, suppressed, "connection refused: too many connections");
+            }
             broker.metrics.error(ErrorCode::TooManyConnections);
             sessions.spawn(refuse(stream, broker.limits.max_connections));
             continue;

@@ -6,6 +6,7 @@
 //! limit the session stops reading the socket, and TCP pushes back on the client.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::BytesMut;
 use swarmmq_protocol::{
@@ -24,6 +25,7 @@ use crate::admin;
 use crate::broker::Broker;
 use crate::error::RequestError;
 use crate::group_ops;
+use crate::guard::{ConnLog, ConnWatch, Expiry, TimedWrite};
 use crate::publish;
 use crate::pull;
 
@@ -44,6 +46,8 @@ pub(crate) struct Session {
     out: mpsc::Sender<Outgoing>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    /// This connection's budget of protocol-error log lines.
+    log: ConnLog,
 }
 
 pub(crate) async fn serve(
@@ -59,6 +63,8 @@ pub(crate) async fn serve(
     let (mut rd, wr) = stream.into_split();
     let limits = broker.limits.clone();
     let (tx, rx) = mpsc::channel(limits.max_inflight_requests_per_connection as usize);
+    let stalled = Arc::new(AtomicBool::new(false));
+    let wr = TimedWrite::new(wr, broker.guard.frame_timeout, Arc::clone(&stalled));
     let writer = tokio::spawn(write_loop(wr, rx));
     let bytes_budget = Arc::new(Semaphore::new(
         usize::try_from(limits.max_inflight_bytes_per_connection).unwrap_or(usize::MAX >> 4),
@@ -73,13 +79,17 @@ pub(crate) async fn serve(
         out: tx,
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
+        log: ConnLog::default(),
     };
     let mut decoder = FrameDecoder::new(&limits);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut watch = ConnWatch::new(&session.broker.guard);
     'conn: loop {
+        let mut framed = 0;
         loop {
             match decoder.decode(&mut buf) {
                 Ok(Some(frame)) => {
+                    framed += 1;
                     let size = frame.body.len() as u32 + swarmmq_protocol::HEADER_LEN as u32;
                     let permits = tokio::select! {
                         p = acquire(&bytes_budget, &request_slots, size) => p,
@@ -92,7 +102,10 @@ pub(crate) async fn serve(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(peer = %session.peer, code = %e.code(), error = %e, "bad frame; closing the connection");
+                    if let Some(suppressed) = session.log.allow(&session.broker.guard.protocol_log)
+                    {
+                        tracing::warn!(peer = %session.peer, code = %e.code(), error = %e, suppressed, "bad frame; closing the connection");
+                    }
                     session.broker.metrics.error(e.code());
                     session
                         .send_error(
@@ -107,6 +120,11 @@ pub(crate) async fn serve(
                 }
             }
         }
+        watch.framed(framed, !buf.is_empty());
+        if writer.is_finished() {
+            // The peer stopped reading (or the socket failed): nobody gets answers.
+            break;
+        }
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
@@ -119,9 +137,18 @@ pub(crate) async fn serve(
                     break;
                 }
             },
+            _ = watch.fired() => {
+                let in_flight = request_slots.available_permits()
+                    < limits.max_inflight_requests_per_connection as usize;
+                if let Some(expiry) = watch.check(in_flight) {
+                    session.expired(expiry).await;
+                    break;
+                }
+            }
             _ = shutdown.cancelled() => break,
         }
     }
+    session.closing(stalled.load(Ordering::Relaxed));
     session.tasks.close();
     session.tasks.wait().await;
     drop(session);
@@ -147,7 +174,9 @@ impl Session {
             Ok(r) => r,
             Err(e) => {
                 let fatal = e.is_fatal();
-                tracing::warn!(peer = %self.peer, opcode, code = %e.code(), error = %e, "bad request");
+                if let Some(suppressed) = self.log.allow(&self.broker.guard.protocol_log) {
+                    tracing::warn!(peer = %self.peer, opcode, code = %e.code(), error = %e, suppressed, "bad request");
+                }
                 self.broker.metrics.error(e.code());
                 self.send_error(
                     corr,
@@ -208,6 +237,44 @@ impl Session {
             }
         }
         true
+    }
+
+    /// A read deadline passed: say why (a slow frame gets a TIMEOUT error under
+    /// correlation id 0, like every connection-level error) before the close.
+    async fn expired(&self, expiry: Expiry) {
+        match expiry {
+            Expiry::Frame(limit) => {
+                self.broker.metrics.error(ErrorCode::Timeout);
+                if let Some(suppressed) = self.log.allow(&self.broker.guard.protocol_log) {
+                    tracing::warn!(peer = %self.peer, ?limit, suppressed, "frame not completed in time; closing the connection");
+                }
+                let err = RequestError::new(
+                    ErrorCode::Timeout,
+                    format!("frame not completed within {limit:?} (performance.frame_timeout)"),
+                );
+                self.send_error(0, None, err, Vec::new(), true).await;
+            }
+            Expiry::Idle(limit) => {
+                tracing::debug!(peer = %self.peer, ?limit, "closing an idle connection");
+            }
+        }
+    }
+
+    /// The connection is closing: report a stalled writer and the lines held back.
+    fn closing(&self, write_stalled: bool) {
+        let guard = &self.broker.guard;
+        if write_stalled {
+            self.broker.metrics.error(ErrorCode::Timeout);
+            if let Some(suppressed) = self.log.allow(&guard.protocol_log) {
+                tracing::warn!(peer = %self.peer, limit = ?guard.frame_timeout, suppressed, "the peer stopped reading answers; closing the connection");
+            }
+        }
+        let held = self.log.held();
+        if held > 0
+            && let Some(suppressed) = guard.protocol_log.allow()
+        {
+            tracing::warn!(peer = %self.peer, lines = held, suppressed, "connection closed; its later protocol errors were counted, not logged");
+        }
     }
 
     async fn send_error(
@@ -296,7 +363,9 @@ async fn respond(
         Ok(r) => r,
         Err(e) => {
             broker.metrics.error(e.code);
-            tracing::info!(opcode = ?op, code = %e.code, error = %e.message, "request failed");
+            if let Some(suppressed) = broker.guard.request_log.allow() {
+                tracing::info!(opcode = ?op, code = %e.code, error = %e.message, suppressed, "request failed");
+            }
             Response::Error(ErrorResponse {
                 code: e.code,
                 message: e.message,
@@ -324,7 +393,7 @@ async fn respond(
         .await;
 }
 
-async fn write_loop(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+async fn write_loop(wr: TimedWrite<OwnedWriteHalf>, mut rx: mpsc::Receiver<Outgoing>) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     let mut done = Vec::new();
     while let Some(first) = rx.recv().await {

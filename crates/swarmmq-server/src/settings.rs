@@ -47,6 +47,11 @@ pub struct NodeSettings {
     pub retention_check_interval: Duration,
     /// Longest a graceful shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// A started frame must be complete within this, and an answer may stall this
+    /// long on a peer that does not read; past either the connection is closed.
+    pub frame_timeout: Duration,
+    /// A connection with nothing in flight and no request for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 impl NodeSettings {
@@ -78,6 +83,8 @@ impl NodeSettings {
             limits: Limits::DEFAULT,
             retention_check_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            frame_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(10 * 60),
         }
     }
 
