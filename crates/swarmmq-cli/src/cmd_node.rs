@@ -60,6 +60,8 @@ pub fn settings_from(config: &Config) -> anyhow::Result<NodeSettings> {
         dedup_window: config.delivery.dedup_window,
         dedup_max_entries: config.delivery.dedup_max_ids as usize,
         limits: config.limits(),
+        frame_timeout: config.performance.frame_timeout,
+        idle_timeout: config.performance.idle_timeout,
         ..defaults
     })
 }
