@@ -25,7 +25,7 @@ use crate::admin;
 use crate::broker::Broker;
 use crate::error::RequestError;
 use crate::group_ops;
-use crate::guard::{ConnLog, ConnWatch, Expiry, TimedWrite};
+use crate::guard::{self, ConnLog, ConnWatch, TimedWrite};
 use crate::publish;
 use crate::pull;
 
@@ -141,14 +141,18 @@ pub(crate) async fn serve(
                 let in_flight = request_slots.available_permits()
                     < limits.max_inflight_requests_per_connection as usize;
                 if let Some(expiry) = watch.check(in_flight) {
-                    session.expired(expiry).await;
+                    let (broker, peer) = (&session.broker, session.peer);
+                    if let Some(err) = guard::on_expiry(broker, peer, &session.log, expiry) {
+                        session.send_error(0, None, err, Vec::new(), true).await;
+                    }
                     break;
                 }
             }
             _ = shutdown.cancelled() => break,
         }
     }
-    session.closing(stalled.load(Ordering::Relaxed));
+    let write_stalled = stalled.load(Ordering::Relaxed);
+    guard::on_close(&session.broker, session.peer, &session.log, write_stalled);
     session.tasks.close();
     session.tasks.wait().await;
     drop(session);
@@ -237,44 +241,6 @@ impl Session {
             }
         }
         true
-    }
-
-    /// A read deadline passed: say why (a slow frame gets a TIMEOUT error under
-    /// correlation id 0, like every connection-level error) before the close.
-    async fn expired(&self, expiry: Expiry) {
-        match expiry {
-            Expiry::Frame(limit) => {
-                self.broker.metrics.error(ErrorCode::Timeout);
-                if let Some(suppressed) = self.log.allow(&self.broker.guard.protocol_log) {
-                    tracing::warn!(peer = %self.peer, ?limit, suppressed, "frame not completed in time; closing the connection");
-                }
-                let err = RequestError::new(
-                    ErrorCode::Timeout,
-                    format!("frame not completed within {limit:?} (performance.frame_timeout)"),
-                );
-                self.send_error(0, None, err, Vec::new(), true).await;
-            }
-            Expiry::Idle(limit) => {
-                tracing::debug!(peer = %self.peer, ?limit, "closing an idle connection");
-            }
-        }
-    }
-
-    /// The connection is closing: report a stalled writer and the lines held back.
-    fn closing(&self, write_stalled: bool) {
-        let guard = &self.broker.guard;
-        if write_stalled {
-            self.broker.metrics.error(ErrorCode::Timeout);
-            if let Some(suppressed) = self.log.allow(&guard.protocol_log) {
-                tracing::warn!(peer = %self.peer, limit = ?guard.frame_timeout, suppressed, "the peer stopped reading answers; closing the connection");
-            }
-        }
-        let held = self.log.held();
-        if held > 0
-            && let Some(suppressed) = guard.protocol_log.allow()
-        {
-            tracing::warn!(peer = %self.peer, lines = held, suppressed, "connection closed; its later protocol errors were counted, not logged");
-        }
     }
 
     async fn send_error(

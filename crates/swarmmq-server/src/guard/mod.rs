@@ -7,6 +7,7 @@
 
 mod conn_log;
 mod log_limit;
+mod report;
 mod timed_write;
 mod watch;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 pub(crate) use conn_log::ConnLog;
 pub(crate) use log_limit::LogLimiter;
+pub(crate) use report::{on_close, on_expiry};
 pub(crate) use timed_write::TimedWrite;
 pub(crate) use watch::{ConnWatch, Expiry};
 
