@@ -66,8 +66,11 @@ pub(crate) async fn serve(
     let stalled = Arc::new(AtomicBool::new(false));
     let wr = TimedWrite::new(wr, broker.guard.frame_timeout, Arc::clone(&stalled));
     let writer = tokio::spawn(write_loop(wr, rx));
+    // Clamped: a semaphore panics past MAX_PERMITS (2^61), and a config may say more.
     let bytes_budget = Arc::new(Semaphore::new(
-        usize::try_from(limits.max_inflight_bytes_per_connection).unwrap_or(usize::MAX >> 4),
+        usize::try_from(limits.max_inflight_bytes_per_connection)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS),
     ));
     let request_slots = Arc::new(Semaphore::new(
         limits.max_inflight_requests_per_connection as usize,
