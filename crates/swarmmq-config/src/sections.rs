@@ -100,7 +100,7 @@ pub struct PerformanceSection {
     pub ack_timeout: Duration,
     /// Most open client connections. Default 1024.
     pub max_connections: u32,
-    /// Largest frame on the wire. Default 16MiB.
+    /// Largest frame on the wire, at most 60MiB. Default 16MiB.
     pub max_frame_size: ByteSize,
     /// Most request bytes in flight per connection. Default 64MiB.
     pub max_inflight_bytes: ByteSize,
@@ -143,7 +143,7 @@ pub struct StorageSection {
     /// Period of `fsync: interval`. Default 50ms.
     #[serde(with = "humantime_serde")]
     pub fsync_interval: Duration,
-    /// A segment rolls past this size. Default 128MiB.
+    /// A segment rolls past this size, at most 4032MiB. Default 128MiB.
     pub segment_size: ByteSize,
     /// A segment rolls past this age. Default 7d.
     #[serde(with = "humantime_serde")]
