@@ -185,6 +185,18 @@ async fn build_and_queue(
         }
         batches.push((p as PartitionId, builder.finish()));
     }
+    // Checked before anything is queued, so a refused publish stores nothing.
+    let max = crate::broker::max_batch_bytes(&broker.limits);
+    if let Some((p, b)) = batches.iter().find(|(_, b)| b.len() > max as usize) {
+        return Err(RequestError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "the messages for partition {p} make a record batch of {} bytes; a partition \
+                 takes at most {max}: send fewer messages per request",
+                b.len()
+            ),
+        ));
+    }
     let mut waits = Vec::with_capacity(batches.len());
     for (p, batch) in batches {
         let rx = dest.partition(p)?.enqueue(batch).await?;

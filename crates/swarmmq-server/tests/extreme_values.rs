@@ -331,3 +331,41 @@ async fn an_inflight_byte_limit_past_the_semaphore_maximum_does_not_kill_session
     node.shutdown();
     node.wait().await.unwrap();
 }
+
+/// Regression (found by this suite): a frame packed with empty messages encodes to a
+/// record batch larger than the frame (a record costs more on disk than on the wire:
+/// GCM tag, varints), but partitions took batches only up to the frame limit. The append
+/// was refused, and the refusal failed the partition for good: one well-formed publish
+/// broke it for every client. Partitions now take what a frame can turn into, and a
+/// refused append no longer fails the partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_of_empty_messages_larger_on_disk_than_on_the_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), |s| {
+        s.fsync = swarmmq_storage::FsyncPolicy::Never;
+        s.limits.max_frame_bytes = 100 * 1024;
+        s.limits.max_batch_messages = 100_000;
+    })
+    .await;
+    let mut c = Raw::connect(&node).await;
+    let empty = PublishMessage {
+        id: None,
+        key: None,
+        headers: vec![],
+        priority: 5,
+        deliver_at_ms: None,
+        ttl_ms: None,
+        payload: Bytes::new(),
+    };
+    let resp = c
+        .call(1, &publish("packed", Some(0), vec![empty.clone(); 7000]))
+        .await;
+    assert!(
+        matches!(&resp, Response::Publish(r) if r.runs.iter().map(|r| r.count).sum::<u32>() == 7000),
+        "{resp:?}"
+    );
+    let resp = c.call(2, &publish("packed", Some(0), vec![empty])).await;
+    assert!(matches!(resp, Response::Publish(_)), "{resp:?}");
+    node.shutdown();
+    node.wait().await.unwrap();
+}
