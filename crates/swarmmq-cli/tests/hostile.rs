@@ -770,3 +770,70 @@ fn a_node_under_hostile_load_keeps_serving_a_well_behaved_client() {
     eprintln!("test took {:?}", test_started.elapsed());
     assert_eq!(node.terminate(), Some(0), "clean shutdown after the attack");
 }
+
+/// The real binary with every setting at the far end of what the config accepts (set
+/// through environment overrides): it starts, stores, deduplicates and delivers, and
+/// never panics. Three of these values used to: a `max_inflight_bytes` past 2^61 killed
+/// every session, a `dedup_window` near the end of time panicked on the second publish
+/// and poisoned the destination, a huge `segment_size` panicked in recovery (and is now
+/// refused, like frames past 60MiB, which made every partition fail).
+#[test]
+fn a_node_with_extreme_but_valid_settings_serves_and_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let forever = "300000000y";
+    let node = NodeProcess::start_with(
+        &dir.path().join("data"),
+        &[],
+        &[
+            ("SWARMMQ_PERFORMANCE_MAX_CONNECTIONS", "4294967295"),
+            ("SWARMMQ_PERFORMANCE_MAX_FRAME_SIZE", "60MiB"),
+            ("SWARMMQ_PERFORMANCE_MAX_MESSAGE_SIZE", "61376KiB"),
+            (
+                "SWARMMQ_PERFORMANCE_MAX_INFLIGHT_BYTES",
+                "18446744073709551615",
+            ),
+            ("SWARMMQ_PERFORMANCE_BATCH_SIZE", "100000"),
+            ("SWARMMQ_PERFORMANCE_ACK_TIMEOUT", forever),
+            ("SWARMMQ_PERFORMANCE_FRAME_TIMEOUT", "7d"),
+            ("SWARMMQ_PERFORMANCE_IDLE_TIMEOUT", "7d"),
+            ("SWARMMQ_STORAGE_READ_CACHE_SIZE", "18446744073709551615"),
+            ("SWARMMQ_STORAGE_SEGMENT_SIZE", "4032MiB"),
+            ("SWARMMQ_STORAGE_SEGMENT_AGE", forever),
+            ("SWARMMQ_STORAGE_RETENTION_AGE", forever),
+            ("SWARMMQ_STORAGE_FSYNC", "interval"),
+            ("SWARMMQ_STORAGE_FSYNC_INTERVAL", forever),
+            ("SWARMMQ_DELIVERY_DEDUP_WINDOW", forever),
+            ("SWARMMQ_DELIVERY_DEDUP_MAX_IDS", "4294967295"),
+            ("SWARMMQ_DELIVERY_MAX_DELIVERY_ATTEMPTS", "4294967295"),
+        ],
+    );
+    let addr = node.addr();
+    for _ in 0..2 {
+        ok(&swarmmq(
+            &[
+                "produce", "-n", &addr, "-d", "far", "-m", "same", "--id", "same-id",
+            ],
+            None,
+        ));
+    }
+    ok(&swarmmq(
+        &[
+            "produce", "-n", &addr, "-d", "far", "-m", "other", "--count", "3",
+        ],
+        None,
+    ));
+    let out = ok(&swarmmq(
+        &["consume", "-n", &addr, "-d", "far", "-g", "g", "--max", "4"],
+        None,
+    ));
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        ["other", "other", "other", "same"],
+        "dedup kept one copy"
+    );
+    assert_eq!(http_get(node.http(), "/health").map(|(s, _)| s), Some(200));
+    let log = node.log_text();
+    assert!(!log.contains("panicked"), "the node panicked:\n{log}");
+}
