@@ -100,6 +100,14 @@ fn check_result(loaded: Result<Config, ConfigError>) {
                 assert!(limits.max_connections >= 1);
                 assert!(!config.performance.frame_timeout.is_zero());
                 assert!(!config.performance.idle_timeout.is_zero());
+                // What every partition log will require (64 MiB is the storage
+                // format's largest batch, `swarmmq_storage::MAX_BATCH_LEN`): a batch
+                // made from one frame fits, and a segment plus one batch stays below
+                // 4 GiB. Valid configs that broke this made every partition fail.
+                let max_batch = 64 * 1024 * 1024u64;
+                assert!(u64::from(limits.max_frame_bytes) < max_batch);
+                let segment = config.storage.segment_size.as_u64();
+                assert!(segment + max_batch <= u64::from(u32::MAX));
             }
             Err(e) => check_error(&e),
         },
@@ -162,6 +170,31 @@ fn scalar() -> impl Strategy<Value = String> {
         Just("!!binary aGk=".to_owned()),
         Just("|\n    multi\n    line".to_owned()),
     ]
+}
+
+/// Sizes across the whole range: powers of two and their neighbours in bytes, and
+/// counts of every unit.
+fn size_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0u32..64, -1i64..=1)
+            .prop_map(|(k, d)| format!("{}", (1u64 << k).saturating_add_signed(d))),
+        (
+            1u64..5000,
+            prop::sample::select(vec![
+                "B", "KB", "KiB", "MB", "MiB", "GB", "GiB", "TB", "TiB"
+            ])
+        )
+            .prop_map(|(n, unit)| format!("{n}{unit}")),
+    ]
+}
+
+/// Durations across the whole range humantime accepts.
+fn duration_text() -> impl Strategy<Value = String> {
+    (
+        0u64..1 << 40,
+        prop::sample::select(vec!["ms", "s", "m", "h", "d", "w", "y"]),
+    )
+        .prop_map(|(n, unit)| format!("{n}{unit}"))
 }
 
 fn key_of(known: &'static [&'static str]) -> impl Strategy<Value = String> {
@@ -262,6 +295,23 @@ fn apply(text: &str, e: &Edit) -> String {
 
 proptest! {
     #![proptest_config(config(256))]
+
+    /// One real setting at a time, everything else at its default: most of these
+    /// configs are valid, so the rules for valid configs are really exercised.
+    #[test]
+    fn one_setting_at_a_time_from_file_or_env(
+        (section, key) in prop::sample::select(SECTIONS)
+            .prop_flat_map(|(s, keys)| (Just(s), prop::sample::select(keys))),
+        value in prop_oneof![3 => size_text(), 3 => duration_text(), 2 => scalar()],
+        from_env: bool,
+    ) {
+        if from_env {
+            let var = format!("SWARMMQ_{}_{}", section.to_uppercase(), key.to_uppercase());
+            check_result(Config::load(None, vec![(var, value.trim_matches('"').to_owned())]));
+        } else {
+            check(&format!("{section}:\n  {key}: {value}\n"), Vec::new());
+        }
+    }
 
     #[test]
     fn random_text_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
