@@ -71,6 +71,8 @@ pub fn settings_from(config: &Config) -> anyhow::Result<NodeSettings> {
             }),
             _ => None,
         },
+        frame_timeout: config.performance.frame_timeout,
+        idle_timeout: config.performance.idle_timeout,
         ..defaults
     })
 }

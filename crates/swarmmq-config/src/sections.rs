@@ -100,10 +100,19 @@ pub struct PerformanceSection {
     pub ack_timeout: Duration,
     /// Most open client connections. Default 1024.
     pub max_connections: u32,
-    /// Largest frame on the wire. Default 16MiB.
+    /// Largest frame on the wire, at most 60MiB. Default 16MiB.
     pub max_frame_size: ByteSize,
     /// Most request bytes in flight per connection. Default 64MiB.
     pub max_inflight_bytes: ByteSize,
+    /// A frame whose first byte has arrived must be complete within this, and a
+    /// connection whose answers cannot be written for this long is closed (slow
+    /// senders and readers). Default 30s.
+    #[serde(with = "humantime_serde")]
+    pub frame_timeout: Duration,
+    /// A connection with no request in flight that sends no complete request for this
+    /// long is closed. Default 10m.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for PerformanceSection {
@@ -115,6 +124,8 @@ impl Default for PerformanceSection {
             max_connections: 1024,
             max_frame_size: ByteSize::mib(16),
             max_inflight_bytes: ByteSize::mib(64),
+            frame_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -132,7 +143,7 @@ pub struct StorageSection {
     /// Period of `fsync: interval`. Default 50ms.
     #[serde(with = "humantime_serde")]
     pub fsync_interval: Duration,
-    /// A segment rolls past this size. Default 128MiB.
+    /// A segment rolls past this size, at most 4032MiB. Default 128MiB.
     pub segment_size: ByteSize,
     /// A segment rolls past this age. Default 7d.
     #[serde(with = "humantime_serde")]

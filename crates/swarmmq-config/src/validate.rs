@@ -9,8 +9,19 @@ use swarmmq_types::Limits;
 use crate::config::FRAME_OVERHEAD;
 use crate::{ByteSize, ClusterNode, Config, ConfigError, FsyncPolicy};
 
-/// Limits are `u32`, so no configured frame may be larger.
-const MAX_FRAME: u64 = u32::MAX as u64;
+/// The largest frame: a publish frame becomes one record batch per partition, a batch
+/// may be larger than its frame (at most about 3 MiB more for 100 000 tiny messages),
+/// and the storage format's batches end at 64 MiB (`swarmmq_storage::MAX_BATCH_LEN`).
+/// Larger frames made every partition refuse to open.
+const MAX_FRAME: u64 = 60 * 1024 * 1024;
+
+/// The largest segment: index positions are `u32`, and a segment may overshoot its size
+/// by one batch (at most 64 MiB). Larger values made every partition refuse to open.
+const MAX_SEGMENT: u64 = (4 * 1024 - 64) * 1024 * 1024;
+
+/// Longest connection timeout: a bound keeps deadline arithmetic far from overflow, and
+/// a connection silent for a week is not a client worth waiting for.
+const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 type Check = Result<(), ConfigError>;
 
@@ -131,6 +142,17 @@ impl Config {
         if p.max_connections == 0 {
             return refuse("performance.max_connections", "must be at least 1");
         }
+        for (key, timeout) in [
+            ("performance.frame_timeout", p.frame_timeout),
+            ("performance.idle_timeout", p.idle_timeout),
+        ] {
+            if timeout.is_zero() {
+                return refuse(key, "must be more than 0s");
+            }
+            if timeout > MAX_CONNECTION_TIMEOUT {
+                return refuse(key, "must be at most 7d");
+            }
+        }
         Ok(())
     }
 
@@ -147,6 +169,16 @@ impl Config {
             );
         }
         positive_size("storage.segment_size", Some(s.segment_size))?;
+        if s.segment_size.as_u64() > MAX_SEGMENT {
+            return refuse(
+                "storage.segment_size",
+                format!(
+                    "{} is more than the most, {}",
+                    s.segment_size,
+                    ByteSize(MAX_SEGMENT)
+                ),
+            );
+        }
         positive_duration("storage.segment_age", Some(s.segment_age))?;
         positive_duration("storage.retention_age", s.retention_age)?;
         positive_size("storage.retention_bytes", s.retention_bytes)?;

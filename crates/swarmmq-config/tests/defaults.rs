@@ -27,6 +27,8 @@ fn defaults_equal_the_documented_defaults() {
     assert_eq!(p.max_connections, 1024);
     assert_eq!(p.max_frame_size, ByteSize(16 * 1_048_576));
     assert_eq!(p.max_inflight_bytes, ByteSize(64 * 1_048_576));
+    assert_eq!(p.frame_timeout, Duration::from_secs(30));
+    assert_eq!(p.idle_timeout, Duration::from_secs(600));
 
     let s = &c.storage;
     let week = Duration::from_secs(7 * 24 * 3600);

@@ -38,6 +38,8 @@ fn env_sets_every_kind_of_value_from_text() {
             ("SWARMMQ_PERFORMANCE_MAX_MESSAGE_SIZE", "2MiB"),
             ("SWARMMQ_PERFORMANCE_BATCH_SIZE", "77"),
             ("SWARMMQ_PERFORMANCE_ACK_TIMEOUT", "90s"),
+            ("SWARMMQ_PERFORMANCE_FRAME_TIMEOUT", "1500ms"),
+            ("SWARMMQ_PERFORMANCE_IDLE_TIMEOUT", "2m"),
             ("SWARMMQ_NODE_PORT", "9101"),
             ("SWARMMQ_NODE_BIND", "::1"),
             ("SWARMMQ_NODE_ID", "node-7"),
@@ -57,6 +59,8 @@ fn env_sets_every_kind_of_value_from_text() {
     assert_eq!(c.performance.max_message_size, ByteSize::mib(2));
     assert_eq!(c.performance.batch_size, 77);
     assert_eq!(c.performance.ack_timeout, Duration::from_secs(90));
+    assert_eq!(c.performance.frame_timeout, Duration::from_millis(1500));
+    assert_eq!(c.performance.idle_timeout, Duration::from_secs(120));
     assert_eq!(c.node.port, 9101);
     assert!(c.node.bind.is_loopback() && c.node.bind.is_ipv6());
     assert_eq!(c.node.id.as_str(), "node-7");

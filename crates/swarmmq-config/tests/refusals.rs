@@ -201,7 +201,14 @@ fn message_must_fit_in_a_frame() {
     );
     assert_snapshot!(invalid("performance:\n  max_message_size: 0\n"), @"performance.max_message_size: must be more than 0");
     assert_snapshot!(invalid("performance:\n  max_frame_size: 64KiB\n"), @"performance.max_frame_size: 64KiB leaves no room for a message; it must be more than 64KiB");
-    assert_snapshot!(invalid("performance:\n  max_frame_size: 5GiB\n  max_inflight_bytes: 8GiB\n"), @"performance.max_frame_size: 5GiB is more than the most, 4294967295B");
+    assert_snapshot!(invalid("performance:\n  max_frame_size: 5GiB\n  max_inflight_bytes: 8GiB\n"), @"performance.max_frame_size: 5GiB is more than the most, 60MiB");
+    assert_snapshot!(invalid("performance:\n  max_frame_size: 61MiB\n  max_inflight_bytes: 64MiB\n"), @"performance.max_frame_size: 61MiB is more than the most, 60MiB");
+    assert!(
+        Config::from_yaml_str("performance:\n  max_frame_size: 60MiB\n")
+            .unwrap()
+            .validate()
+            .is_ok()
+    );
     assert_snapshot!(invalid("performance:\n  max_inflight_bytes: 1MiB\n"), @"performance.max_inflight_bytes: 1MiB is less than performance.max_frame_size (16MiB); one frame must fit");
 }
 
@@ -211,6 +218,10 @@ fn counts_in_range() {
     assert_snapshot!(invalid("performance:\n  batch_size: 100001\n"), @"performance.batch_size: 100001 is out of range 1..=100000");
     assert_snapshot!(invalid("performance:\n  max_connections: 0\n"), @"performance.max_connections: must be at least 1");
     assert_snapshot!(invalid("performance:\n  ack_timeout: 0s\n"), @"performance.ack_timeout: must be more than 0s");
+    assert_snapshot!(invalid("performance:\n  frame_timeout: 0s\n"), @"performance.frame_timeout: must be more than 0s");
+    assert_snapshot!(invalid("performance:\n  idle_timeout: 0s\n"), @"performance.idle_timeout: must be more than 0s");
+    assert_snapshot!(invalid("performance:\n  idle_timeout: 8d\n"), @"performance.idle_timeout: must be at most 7d");
+    assert_snapshot!(invalid("performance:\n  frame_timeout: 300000000y\n"), @"performance.frame_timeout: must be at most 7d");
     assert_snapshot!(invalid("storage:\n  default_partitions: 0\n"), @"storage.default_partitions: 0 is out of range 1..=1024");
     assert_snapshot!(invalid("storage:\n  default_partitions: 1025\n"), @"storage.default_partitions: 1025 is out of range 1..=1024");
     assert_snapshot!(invalid("delivery:\n  max_delivery_attempts: 0\n"), @"delivery.max_delivery_attempts: must be at least 1");
@@ -228,6 +239,14 @@ fn storage_durations_and_sizes() {
     );
     assert_snapshot!(invalid("storage:\n  retention_age: 0s\n"), @"storage.retention_age: must be more than 0s");
     assert_snapshot!(invalid("storage:\n  retention_bytes: 0\n"), @"storage.retention_bytes: must be more than 0 (leave it out for no limit)");
+    assert_snapshot!(invalid("storage:\n  segment_size: 4GiB\n"), @"storage.segment_size: 4GiB is more than the most, 4032MiB");
+    assert_snapshot!(invalid("storage:\n  segment_size: 18446744073709551615\n"), @"storage.segment_size: 18446744073709551615B is more than the most, 4032MiB");
+    assert!(
+        Config::from_yaml_str("storage:\n  segment_size: 4032MiB\n")
+            .unwrap()
+            .validate()
+            .is_ok()
+    );
     assert_snapshot!(invalid("storage:\n  max_disk_usage: 0B\n"), @"storage.max_disk_usage: must be more than 0 (leave it out for no limit)");
     assert_snapshot!(invalid("storage:\n  segment_size: 0\n"), @"storage.segment_size: must be more than 0 (leave it out for no limit)");
     assert_snapshot!(invalid("storage:\n  segment_age: 0s\n"), @"storage.segment_age: must be more than 0s");

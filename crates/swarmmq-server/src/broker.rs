@@ -16,6 +16,7 @@ use crate::destination::{Destination, DestinationSpec, PartitionEnv, SPEC_FILE};
 use crate::dlq::{self, DeadLetter};
 use crate::error::{RequestError, ServerError};
 use crate::group::{self, Group, GroupParams};
+use crate::guard::Guard;
 use crate::keyring::KeyStore;
 use crate::metrics::Metrics;
 use crate::partition::DiskBudget;
@@ -46,6 +47,24 @@ pub(crate) struct Broker {
     dlq_tx: tokio::sync::mpsc::Sender<DeadLetter>,
     /// Taken once by the node to start the dead-letter mover.
     pub dlq_rx: Mutex<Option<tokio::sync::mpsc::Receiver<DeadLetter>>>,
+    /// Connection timeouts and the budgets of log lines caused by bad input.
+    pub guard: Guard,
+}
+
+/// Most bytes a record may take on disk beyond its message on the wire (length and
+/// offset varints, a zigzag deliver/expiry time where the wire had an absent option,
+/// the 16-byte GCM tag; about 23 at worst, so 32 with room to spare).
+const RECORD_SLACK: u64 = 32;
+
+/// The largest record batch a partition accepts: whatever one publish frame can turn
+/// into. The frame alone is not enough, since a frame packed with tiny messages makes a
+/// batch up to about twice its size. `Config::validate` keeps the frame limit low
+/// enough that this stays under the storage format's hard maximum.
+pub(crate) fn max_batch_bytes(limits: &Limits) -> u32 {
+    let slack =
+        u64::from(limits.max_batch_messages) * RECORD_SLACK + swarmmq_storage::HEADER_LEN as u64;
+    let most = u64::from(limits.max_frame_bytes).saturating_add(slack);
+    u32::try_from(most.min(u64::from(swarmmq_storage::MAX_BATCH_LEN))).unwrap_or(u32::MAX)
 }
 
 fn lock_err() -> RequestError {
@@ -95,7 +114,7 @@ impl Broker {
                 fsync: settings.fsync,
                 segment_bytes: settings.segment_bytes,
                 segment_age: settings.segment_age,
-                max_batch_bytes: limits.max_frame_bytes,
+                max_batch_bytes: max_batch_bytes(&limits),
                 budget: DiskBudget::new(settings.max_disk_usage),
                 metrics: Arc::clone(&metrics),
                 queue_depth: limits.max_partition_queue as usize,
@@ -114,6 +133,7 @@ impl Broker {
             max_session_ms: settings.max_session_timeout.as_millis() as u64,
             dlq_tx,
             dlq_rx: Mutex::new(Some(dlq_rx)),
+            guard: Guard::new(settings.frame_timeout, settings.idle_timeout),
         };
         broker.load_existing().await?;
         Ok(broker)

@@ -121,7 +121,7 @@ impl DedupIndex {
 
     /// Records an id found in the log while rebuilding after a restart.
     pub fn insert_stored(&mut self, id: MessageId, at: Stored, ts_ms: i64, now_ms: i64) {
-        if ts_ms + self.window_ms <= now_ms {
+        if ts_ms.saturating_add(self.window_ms) <= now_ms {
             return;
         }
         self.insert(id, Entry::Stored { at, ts_ms }, ts_ms);
@@ -148,12 +148,14 @@ impl DedupIndex {
 
     fn prune(&mut self, now_ms: i64) {
         while let Some((ts, _)) = self.order.front() {
-            if ts + self.window_ms > now_ms {
+            if ts.saturating_add(self.window_ms) > now_ms {
                 break;
             }
             if let Some((_, id)) = self.order.pop_front() {
                 let expired = match self.map.get(&id) {
-                    Some(Entry::Stored { ts_ms, .. }) => ts_ms + self.window_ms <= now_ms,
+                    Some(Entry::Stored { ts_ms, .. }) => {
+                        ts_ms.saturating_add(self.window_ms) <= now_ms
+                    }
                     // Never forget an id whose first copy is still being written.
                     Some(Entry::Pending { .. }) => false,
                     None => false,
@@ -229,5 +231,38 @@ mod tests {
             d.lookup(&id("new"), 500),
             Lookup::Duplicate((0, 2))
         ));
+    }
+
+    /// Regression (found by tests/extreme_values.rs): a window near `i64::MAX` ms
+    /// (a destination created with `dedup_window_ms: u64::MAX`, or a huge
+    /// `delivery.dedup_window`) overflowed `ts + window` on the second lookup, which
+    /// panicked while the destination's dedup lock was held and so poisoned it: every
+    /// later publish to that destination failed with INTERNAL.
+    #[test]
+    fn a_window_near_the_end_of_time_does_not_overflow() {
+        let now = 1_800_000_000_000;
+        let mut d = DedupIndex::new(u64::MAX, 10);
+        d.insert_stored(id("old"), (0, 1), 0, now);
+        let Lookup::New(t) = d.lookup(&id("a"), now) else {
+            panic!("new")
+        };
+        d.complete(t, (0, 2));
+        assert!(matches!(
+            d.lookup(&id("a"), now + 1),
+            Lookup::Duplicate((0, 2))
+        ));
+        assert!(matches!(
+            d.lookup(&id("old"), now + 2),
+            Lookup::Duplicate((0, 1))
+        ));
+        let mut d = DedupIndex::new(i64::MAX as u64, 10);
+        let late = i64::MAX - 5;
+        d.insert_stored(id("b"), (0, 3), late, late);
+        assert!(matches!(
+            d.lookup(&id("b"), late + 1),
+            Lookup::Duplicate((0, 3))
+        ));
+        // The window saturates at the end of time rather than wrapping around.
+        assert!(matches!(d.lookup(&id("b"), i64::MAX), Lookup::New(_)));
     }
 }

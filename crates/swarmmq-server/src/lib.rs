@@ -16,6 +16,7 @@ mod dlq;
 mod error;
 mod group;
 mod group_ops;
+mod guard;
 mod http;
 mod key_files;
 mod keyring;

@@ -258,7 +258,9 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!(%peer, limit = broker.limits.max_connections, "connection refused: too many connections");
+            if let Some(suppressed) = broker.guard.protocol_log.allow() {
+                tracing::warn!(%peer, limit = broker.limits.max_connections, suppressed, "connection refused: too many connections");
+            }
             broker.metrics.error(ErrorCode::TooManyConnections);
             let limit = broker.limits.max_connections;
             match &tls {

@@ -168,19 +168,37 @@ async fn build_and_queue(
                 })
                 .collect();
             let ttl = m.ttl_ms.or(dest.spec.default_ttl_ms);
-            builder.push(RecordInput {
-                timestamp_ms: now,
-                priority: m.priority,
-                id: m.id.as_ref(),
-                key: m.key.as_deref(),
-                headers: &headers,
-                deliver_at_ms: m.deliver_at_ms,
-                expires_at_ms: ttl
-                    .map(|t| now.saturating_add(i64::try_from(t).unwrap_or(i64::MAX))),
-                payload: &m.payload,
-            })?;
+            builder
+                .push(RecordInput {
+                    timestamp_ms: now,
+                    priority: m.priority,
+                    id: m.id.as_ref(),
+                    key: m.key.as_deref(),
+                    headers: &headers,
+                    deliver_at_ms: m.deliver_at_ms,
+                    expires_at_ms: ttl
+                        .map(|t| now.saturating_add(i64::try_from(t).unwrap_or(i64::MAX))),
+                    payload: &m.payload,
+                })
+                // The record is refused for what the client put in it (a deliver-at time
+                // too far from now, say), not for the state of the disk.
+                .map_err(|e| {
+                    RequestError::new(ErrorCode::InvalidRequest, format!("message {i}: {e}"))
+                })?;
         }
         batches.push((p as PartitionId, builder.finish()));
+    }
+    // Checked before anything is queued, so a refused publish stores nothing.
+    let max = crate::broker::max_batch_bytes(&broker.limits);
+    if let Some((p, b)) = batches.iter().find(|(_, b)| b.len() > max as usize) {
+        return Err(RequestError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "the messages for partition {p} make a record batch of {} bytes; a partition \
+                 takes at most {max}: send fewer messages per request",
+                b.len()
+            ),
+        ));
     }
     let mut waits = Vec::with_capacity(batches.len());
     for (p, batch) in batches {

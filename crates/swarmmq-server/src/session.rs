@@ -6,6 +6,7 @@
 //! limit the session stops reading the socket, and TCP pushes back on the client.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::BytesMut;
 use swarmmq_auth::Principal;
@@ -23,6 +24,7 @@ use crate::admin;
 use crate::broker::Broker;
 use crate::error::RequestError;
 use crate::group_ops;
+use crate::guard::{self, ConnLog, ConnWatch, TimedWrite};
 use crate::keys;
 use crate::publish;
 use crate::pull;
@@ -55,6 +57,8 @@ pub(crate) struct Session {
     principal_generation: u64,
     /// The key id of a principal revoked while connected, for a clear refusal.
     revoked_key: Option<String>,
+    /// This connection's budget of protocol-error log lines.
+    log: ConnLog,
 }
 
 pub(crate) async fn serve<S: SessionStream>(
@@ -68,9 +72,14 @@ pub(crate) async fn serve<S: SessionStream>(
     let (mut rd, wr) = stream.split_halves();
     let limits = broker.limits.clone();
     let (tx, rx) = mpsc::channel(limits.max_inflight_requests_per_connection as usize);
+    let stalled = Arc::new(AtomicBool::new(false));
+    let wr = TimedWrite::new(wr, broker.guard.frame_timeout, Arc::clone(&stalled));
     let writer = tokio::spawn(write_loop(wr, rx));
+    // Clamped: a semaphore panics past MAX_PERMITS (2^61), and a config may say more.
     let bytes_budget = Arc::new(Semaphore::new(
-        usize::try_from(limits.max_inflight_bytes_per_connection).unwrap_or(usize::MAX >> 4),
+        usize::try_from(limits.max_inflight_bytes_per_connection)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS),
     ));
     let request_slots = Arc::new(Semaphore::new(
         limits.max_inflight_requests_per_connection as usize,
@@ -86,6 +95,7 @@ pub(crate) async fn serve<S: SessionStream>(
         principal: None,
         principal_generation: 0,
         revoked_key: None,
+        log: ConnLog::default(),
     };
     if let Some(identity) = &session.tls_identity {
         tracing::debug!(peer = %session.peer, identity, "client certificate verified");
@@ -95,10 +105,13 @@ pub(crate) async fn serve<S: SessionStream>(
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     // The peer closed or broke its side (no lingering close needed then).
     let mut peer_done = false;
+    let mut watch = ConnWatch::new(&session.broker.guard);
     'conn: loop {
+        let mut framed = 0;
         loop {
             match decoder.decode(&mut buf) {
                 Ok(Some(frame)) => {
+                    framed += 1;
                     let size = frame.body.len() as u32 + swarmmq_protocol::HEADER_LEN as u32;
                     let permits = tokio::select! {
                         p = acquire(&bytes_budget, &request_slots, size) => p,
@@ -111,7 +124,10 @@ pub(crate) async fn serve<S: SessionStream>(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(peer = %session.peer, code = %e.code(), error = %e, "bad frame; closing the connection");
+                    if let Some(suppressed) = session.log.allow(&session.broker.guard.protocol_log)
+                    {
+                        tracing::warn!(peer = %session.peer, code = %e.code(), error = %e, suppressed, "bad frame; closing the connection");
+                    }
                     session.broker.metrics.error(e.code());
                     session
                         .send_error(
@@ -126,6 +142,11 @@ pub(crate) async fn serve<S: SessionStream>(
                 }
             }
         }
+        watch.framed(framed, !buf.is_empty());
+        if writer.is_finished() {
+            // The peer stopped reading (or the socket failed): nobody gets answers.
+            break;
+        }
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
@@ -139,9 +160,22 @@ pub(crate) async fn serve<S: SessionStream>(
                     break;
                 }
             },
+            _ = watch.fired() => {
+                let in_flight = request_slots.available_permits()
+                    < limits.max_inflight_requests_per_connection as usize;
+                if let Some(expiry) = watch.check(in_flight) {
+                    let (broker, peer) = (&session.broker, session.peer);
+                    if let Some(err) = guard::on_expiry(broker, peer, &session.log, expiry) {
+                        session.send_error(0, None, err, Vec::new(), true).await;
+                    }
+                    break;
+                }
+            }
             _ = shutdown.cancelled() => break,
         }
     }
+    let write_stalled = stalled.load(Ordering::Relaxed);
+    guard::on_close(&session.broker, session.peer, &session.log, write_stalled);
     session.tasks.close();
     session.tasks.wait().await;
     drop(session);
@@ -191,7 +225,9 @@ impl Session {
             Ok(r) => r,
             Err(e) => {
                 let fatal = e.is_fatal();
-                tracing::warn!(peer = %self.peer, opcode, code = %e.code(), error = %e, "bad request");
+                if let Some(suppressed) = self.log.allow(&self.broker.guard.protocol_log) {
+                    tracing::warn!(peer = %self.peer, opcode, code = %e.code(), error = %e, suppressed, "bad request");
+                }
                 self.broker.metrics.error(e.code());
                 self.send_error(
                     corr,
@@ -359,7 +395,9 @@ async fn respond(
         Ok(r) => r,
         Err(e) => {
             broker.metrics.error(e.code);
-            tracing::info!(opcode = ?op, code = %e.code, error = %e.message, "request failed");
+            if let Some(suppressed) = broker.guard.request_log.allow() {
+                tracing::info!(opcode = ?op, code = %e.code, error = %e.message, suppressed, "request failed");
+            }
             Response::Error(ErrorResponse {
                 code: e.code,
                 message: e.message,
@@ -387,7 +425,7 @@ async fn respond(
         .await;
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Outgoing>) {
+async fn write_loop<W: AsyncWrite + Unpin>(wr: TimedWrite<W>, mut rx: mpsc::Receiver<Outgoing>) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     let mut done = Vec::new();
     while let Some(first) = rx.recv().await {

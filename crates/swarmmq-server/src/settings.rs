@@ -53,6 +53,11 @@ pub struct NodeSettings {
     pub api_keys_file: Option<PathBuf>,
     /// Serve TLS on the client and HTTP listeners with these files; `None`: plaintext.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// A started frame must be complete within this, and an answer may stall this
+    /// long on a peer that does not read; past either the connection is closed.
+    pub frame_timeout: Duration,
+    /// A connection with nothing in flight and no request for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 impl NodeSettings {
@@ -87,6 +92,8 @@ impl NodeSettings {
             auth_enabled: false,
             api_keys_file: None,
             tls: None,
+            frame_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(10 * 60),
         }
     }
 

@@ -194,8 +194,14 @@ async fn blocking<T: Send + 'static>(
                 .stored_bytes
                 .get_or_create(&Metrics::dest(&ctx.partition.destination))
                 .inc_by(l.size_bytes() as i64 - before as i64);
+            // A full disk leaves the log unchanged and usable; so does a refused
+            // argument (checked before anything is written). Anything else may have
+            // left the log in doubt: fail the partition.
             if let Err(e) = &r
-                && !matches!(e, StorageError::DiskFull { .. })
+                && !matches!(
+                    e,
+                    StorageError::DiskFull { .. } | StorageError::InvalidArgument(_)
+                )
             {
                 ctx.partition.fail(e.to_string());
             }

@@ -85,7 +85,10 @@ impl LogConfig {
             )));
         }
         if self.segment_max_bytes == 0
-            || self.segment_max_bytes + u64::from(self.max_batch_bytes) > u64::from(u32::MAX)
+            || self
+                .segment_max_bytes
+                .saturating_add(u64::from(self.max_batch_bytes))
+                > u64::from(u32::MAX)
         {
             return Err(StorageError::InvalidConfig(format!(
                 "segment_max_bytes must be 1..={}, got {}",
@@ -112,5 +115,30 @@ impl LogConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (found by feeding a node `storage.segment_size: 16EiB - 1`): the
+    /// check itself overflowed `segment_max_bytes + max_batch_bytes` and panicked in
+    /// the partition's recovery task instead of refusing the config.
+    #[test]
+    fn a_segment_size_near_u64_max_is_refused_not_overflowed() {
+        for segment_max_bytes in [u64::MAX, u64::MAX - 1, u64::from(u32::MAX)] {
+            let c = LogConfig {
+                segment_max_bytes,
+                ..LogConfig::default()
+            };
+            assert!(matches!(c.validate(), Err(StorageError::InvalidConfig(_))));
+        }
+        let most = u64::from(u32::MAX) - u64::from(LogConfig::default().max_batch_bytes);
+        let c = LogConfig {
+            segment_max_bytes: most,
+            ..LogConfig::default()
+        };
+        assert!(c.validate().is_ok());
     }
 }

@@ -1,0 +1,6 @@
+#![no_main]
+//! See `swarmmq_fuzz::batch` for the input format and the rules checked.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| swarmmq_fuzz::batch::check_input(data));
