@@ -204,7 +204,10 @@ impl Producer {
         }
         let conn = Connection::connect(&options).await?;
         let (tx, rx) = mpsc::channel(1024);
-        let budget = Arc::new(Semaphore::new(config.max_buffered_bytes.max(1)));
+        // Clamped: a semaphore panics past MAX_PERMITS (2^61), and a config may say more.
+        let budget = Arc::new(Semaphore::new(
+            config.max_buffered_bytes.clamp(1, Semaphore::MAX_PERMITS),
+        ));
         let pipeline = Pipeline {
             options,
             config: config.clone(),

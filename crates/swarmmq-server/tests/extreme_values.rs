@@ -332,6 +332,30 @@ async fn an_inflight_byte_limit_past_the_semaphore_maximum_does_not_kill_session
     node.wait().await.unwrap();
 }
 
+/// The SDK's producer has the same kind of budget (`max_buffered_bytes`): past the
+/// semaphore maximum it panicked at connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_buffer_past_the_semaphore_maximum_still_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), |_| {}).await;
+    let config = swarmmq_client::ProducerConfig {
+        max_buffered_bytes: usize::MAX,
+        ..Default::default()
+    };
+    let p = swarmmq_client::Producer::connect(node.client_addr().to_string(), config)
+        .await
+        .unwrap();
+    let receipt = p
+        .send("big", swarmmq_client::Message::new("x"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(receipt.offset, 0);
+    node.shutdown();
+    node.wait().await.unwrap();
+}
+
 /// Regression (found by this suite): a frame packed with empty messages encodes to a
 /// record batch larger than the frame (a record costs more on disk than on the wire:
 /// GCM tag, varints), but partitions took batches only up to the frame limit. The append
