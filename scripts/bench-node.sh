@@ -44,6 +44,8 @@ start_node() { # $1 = fsync policy
 stop_node() {
   kill -TERM "$NODE_PID" 2>/dev/null || true
   for _ in $(seq 300); do kill -0 "$NODE_PID" 2>/dev/null || break; sleep 0.1; done
+  # A round writes ~15 GB; keep only one node's data on disk at a time.
+  rm -rf "$NODE_DIR"
 }
 hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$NODE_PID/status"; }
 record() { # name json
