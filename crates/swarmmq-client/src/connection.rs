@@ -230,11 +230,19 @@ impl Connection {
             return Err(self.shared.lost());
         }
         if self.is_closed() {
-            // Closed between the check above and the insert: nobody will answer.
-            if let Ok(mut p) = self.shared.pending.lock() {
-                p.remove(&corr);
+            // Closed meanwhile. If the waiter is still registered, it was inserted after
+            // `close` drained the map and nobody will answer it. If it is gone, the read
+            // loop already handed it its answer (a node may answer and close at once,
+            // e.g. an auth refusal) or `close` handed it the loss: the future holds that.
+            let orphaned = self
+                .shared
+                .pending
+                .lock()
+                .map(|mut p| p.remove(&corr).is_some())
+                .unwrap_or(true);
+            if orphaned {
+                return Err(self.shared.lost());
             }
-            return Err(self.shared.lost());
         }
         Ok(ResponseFuture {
             rx,
