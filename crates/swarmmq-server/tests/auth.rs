@@ -9,28 +9,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use support::*;
 use swarmmq_auth::KeyStore;
-use swarmmq_protocol::{
-    AuthenticateRequest, AuthenticateResponse, PublishMessage, PublishRequest, Request, Response,
-};
+use swarmmq_protocol::{AuthenticateRequest, AuthenticateResponse, Request, Response};
 use swarmmq_server::RunningNode;
 use swarmmq_types::ErrorCode;
-
-fn publish(dest: &str) -> Request {
-    Request::Publish(PublishRequest {
-        destination: dest.to_string(),
-        acks: Default::default(),
-        partition: None,
-        messages: vec![PublishMessage {
-            id: None,
-            key: None,
-            headers: vec![],
-            priority: 5,
-            deliver_at_ms: None,
-            ttl_ms: None,
-            payload: Bytes::from_static(b"hi"),
-        }],
-    })
-}
 
 fn authenticate(key: &str) -> Request {
     Request::Authenticate(AuthenticateRequest {
@@ -70,7 +51,7 @@ async fn without_a_key_only_health_answers() {
         msg.contains("--api-key") && msg.contains("SWARMMQ_API_KEY"),
         "{msg}"
     );
-    let (code, _) = error(&c.call(3, &publish("a.x")).await);
+    let (code, _) = error(&c.call(3, &publish_one("a.x", "hi")).await);
     assert_eq!(code, ErrorCode::Unauthenticated);
     // No key file yet: every key is refused, and the connection stays usable.
     let (code, msg) = error(&c.call(4, &authenticate("smq_nope")).await);
@@ -94,8 +75,8 @@ async fn requests_pipelined_behind_authenticate_run_as_its_key() {
     let mut c = Raw::connect(&node).await;
     // Sent back to back, without waiting for the Authenticate answer.
     c.send(1, &authenticate(&key)).await;
-    c.send(2, &publish("a.x")).await;
-    c.send(3, &publish("b.x")).await;
+    c.send(2, &publish_one("a.x", "hi")).await;
+    c.send(3, &publish_one("b.x", "hi")).await;
     c.send(4, &Request::ListDestinations).await;
     c.send(5, &Request::DeleteDestination { name: "a.x".into() })
         .await;
@@ -137,14 +118,14 @@ async fn a_revocation_reaches_an_open_connection() {
         Response::Authenticate(_)
     ));
     assert!(matches!(
-        c.call(2, &publish("t")).await,
+        c.call(2, &publish_one("t", "hi")).await,
         Response::Publish(_)
     ));
     KeyStore::update(&dir.path().join("api-keys.json"), |s| s.revoke("producer")).unwrap();
     let revoked_at = Instant::now();
     let mut corr = 3;
     let msg = loop {
-        match c.call(corr, &publish("t")).await {
+        match c.call(corr, &publish_one("t", "hi")).await {
             Response::Publish(_) => {}
             other => {
                 let (code, msg) = error(&other);
@@ -232,7 +213,7 @@ async fn auth_off_answers_authenticate_as_anonymous() {
     let node = start(dir.path(), |_| {}).await;
     let mut c = Raw::connect(&node).await;
     assert!(matches!(
-        c.call(1, &publish("t")).await,
+        c.call(1, &publish_one("t", "hi")).await,
         Response::Publish(_)
     ));
     assert_eq!(
@@ -242,7 +223,7 @@ async fn auth_off_answers_authenticate_as_anonymous() {
         })
     );
     assert!(matches!(
-        c.call(3, &publish("t")).await,
+        c.call(3, &publish_one("t", "hi")).await,
         Response::Publish(_)
     ));
     node.shutdown();

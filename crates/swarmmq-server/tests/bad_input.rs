@@ -3,29 +3,9 @@
 
 mod support;
 
-use bytes::Bytes;
 use support::*;
-use swarmmq_protocol::{
-    HEADER_LEN, PublishMessage, PublishRequest, PullRequest, Request, Response,
-};
+use swarmmq_protocol::{HEADER_LEN, PullRequest, Request, Response};
 use swarmmq_types::ErrorCode;
-
-fn publish(dest: &str, payload: Vec<u8>) -> Request {
-    Request::Publish(PublishRequest {
-        destination: dest.to_string(),
-        acks: Default::default(),
-        partition: None,
-        messages: vec![PublishMessage {
-            id: None,
-            key: None,
-            headers: vec![],
-            priority: 5,
-            deliver_at_ms: None,
-            ttl_ms: None,
-            payload: Bytes::from(payload),
-        }],
-    })
-}
 
 async fn still_healthy(node: &swarmmq_server::RunningNode) {
     let mut c = Raw::connect(node).await;
@@ -104,11 +84,11 @@ async fn invalid_names_too_large_messages_and_unknown_destinations() {
     })
     .await;
     let mut c = Raw::connect(&node).await;
-    let r = c.call(1, &publish("bad/name", b"x".to_vec())).await;
+    let r = c.call(1, &publish_one("bad/name", b"x".to_vec())).await;
     assert_eq!(error_code(&r), Some(ErrorCode::InvalidName));
-    let r = c.call(2, &publish("..", b"x".to_vec())).await;
+    let r = c.call(2, &publish_one("..", b"x".to_vec())).await;
     assert_eq!(error_code(&r), Some(ErrorCode::InvalidName));
-    let r = c.call(3, &publish("ok", vec![0u8; 1025])).await;
+    let r = c.call(3, &publish_one("ok", vec![0u8; 1025])).await;
     assert_eq!(error_code(&r), Some(ErrorCode::MessageTooLarge));
     let pull = Request::Pull(PullRequest {
         destination: "missing".into(),
@@ -134,7 +114,7 @@ async fn invalid_names_too_large_messages_and_unknown_destinations() {
     assert_eq!(error_code(&r), Some(ErrorCode::UnknownDestination));
     // The connection still works after all of that.
     assert!(matches!(
-        c.call(6, &publish("ok", b"fine".to_vec())).await,
+        c.call(6, &publish_one("ok", b"fine".to_vec())).await,
         Response::Publish(_)
     ));
     node.shutdown();
@@ -184,7 +164,7 @@ async fn truncated_frame_then_hangup_leaves_the_node_up() {
         let mut frame = bytes::BytesMut::new();
         swarmmq_protocol::encode_request(
             1,
-            &publish("d", vec![1; 5000]),
+            &publish_one("d", vec![1; 5000]),
             &Default::default(),
             &mut frame,
         )
@@ -201,7 +181,7 @@ async fn with_auto_create_off_a_publish_to_a_missing_destination_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let node = start(dir.path(), |s| s.auto_create_destinations = false).await;
     let mut c = Raw::connect(&node).await;
-    let r = c.call(1, &publish("nowhere", b"x".to_vec())).await;
+    let r = c.call(1, &publish_one("nowhere", b"x".to_vec())).await;
     assert_eq!(error_code(&r), Some(ErrorCode::UnknownDestination));
     let create = Request::CreateDestination(swarmmq_protocol::CreateDestinationRequest {
         name: "nowhere".into(),
@@ -213,7 +193,7 @@ async fn with_auto_create_off_a_publish_to_a_missing_destination_is_refused() {
         Response::CreateDestination(_)
     ));
     assert!(matches!(
-        c.call(3, &publish("nowhere", b"x".to_vec())).await,
+        c.call(3, &publish_one("nowhere", b"x".to_vec())).await,
         Response::Publish(_)
     ));
     node.shutdown();

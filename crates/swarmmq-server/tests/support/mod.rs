@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
-use swarmmq_protocol::{FrameDecoder, Request, Response, decode_response, encode_request};
+use bytes::{Bytes, BytesMut};
+use swarmmq_protocol::{
+    FrameDecoder, PublishMessage, PublishRequest, Request, Response, decode_response,
+    encode_request,
+};
 use swarmmq_server::{Node, NodeSettings, RunningNode};
 use swarmmq_types::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -84,4 +87,22 @@ pub fn error_code(resp: &Response) -> Option<swarmmq_types::ErrorCode> {
         Response::Error(e) => Some(e.code),
         _ => None,
     }
+}
+
+/// A publish of one message with default settings (priority 5, no id, key or delay).
+pub fn publish_one(dest: &str, payload: impl Into<Bytes>) -> Request {
+    Request::Publish(PublishRequest {
+        destination: dest.to_string(),
+        acks: Default::default(),
+        partition: None,
+        messages: vec![PublishMessage {
+            id: None,
+            key: None,
+            headers: vec![],
+            priority: 5,
+            deliver_at_ms: None,
+            ttl_ms: None,
+            payload: payload.into(),
+        }],
+    })
 }
