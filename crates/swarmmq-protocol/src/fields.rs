@@ -468,15 +468,7 @@ pub(crate) fn read_destination_list(
 mod tests {
     use super::*;
 
-    fn read<T>(
-        bytes: &[u8],
-        f: impl FnOnce(&mut Reader) -> Result<T, ProtocolError>,
-    ) -> Result<T, ProtocolError> {
-        let mut r = Reader::new(Bytes::copy_from_slice(bytes));
-        let v = f(&mut r)?;
-        r.finish()?;
-        Ok(v)
-    }
+    use crate::reader::read_all as read;
 
     #[test]
     fn config_skips_unknown_tags() {

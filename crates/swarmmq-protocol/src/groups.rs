@@ -260,19 +260,10 @@ pub(crate) fn read_group_description(
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
 
     use super::*;
 
-    fn read<T>(
-        bytes: &[u8],
-        f: impl FnOnce(&mut Reader) -> Result<T, ProtocolError>,
-    ) -> Result<T, ProtocolError> {
-        let mut r = Reader::new(Bytes::copy_from_slice(bytes));
-        let v = f(&mut r)?;
-        r.finish()?;
-        Ok(v)
-    }
+    use crate::reader::read_all as read;
 
     #[test]
     fn mode_and_seek_tags_outside_the_table_are_refused() {

@@ -206,6 +206,18 @@ impl Reader {
     }
 }
 
+/// Test helper: runs `f` over `bytes` and requires it to consume them all.
+#[cfg(test)]
+pub(crate) fn read_all<T>(
+    bytes: &[u8],
+    f: impl FnOnce(&mut Reader) -> Result<T, ProtocolError>,
+) -> Result<T, ProtocolError> {
+    let mut r = Reader::new(Bytes::copy_from_slice(bytes));
+    let v = f(&mut r)?;
+    r.finish()?;
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
