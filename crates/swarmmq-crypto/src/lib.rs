@@ -30,6 +30,7 @@
 //! caller's `aad` (not stored in the envelope). Overhead: [`ENVELOPE_OVERHEAD`] bytes.
 
 mod batch_cipher;
+mod channel_key;
 mod envelope;
 mod error;
 mod kdf;
@@ -37,6 +38,7 @@ mod key_ring;
 mod master_key;
 
 pub use batch_cipher::{BatchCipher, SALT_LEN, TAG_LEN};
+pub use channel_key::{CHANNEL_NONCE_LEN, CHANNEL_TAG_LEN, ChannelKey, random_bytes};
 pub use envelope::{ENVELOPE_OVERHEAD, ENVELOPE_VERSION, open_envelope, seal_envelope};
 pub use error::CryptoError;
 pub use key_ring::KeyRing;

@@ -35,4 +35,4 @@ mod writer;
 
 pub use error::{RequestError, ServerError};
 pub use node::{Node, RunningNode};
-pub use settings::NodeSettings;
+pub use settings::{ClusterSettings, NodeSettings};

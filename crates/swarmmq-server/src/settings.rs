@@ -58,6 +58,25 @@ pub struct NodeSettings {
     pub frame_timeout: Duration,
     /// A connection with nothing in flight and no request for this long is closed.
     pub idle_timeout: Duration,
+    /// Cluster mode; `None` runs a single node with no internal port.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// How a node joins and talks to its cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    /// Internal TCP link and gossip UDP, same port (default 7000).
+    pub internal_addr: SocketAddr,
+    /// Internal addresses of other nodes to join through (`--seeds`, and the addresses
+    /// of `cluster.nodes`).
+    pub seeds: Vec<SocketAddr>,
+    /// `cluster.nodes`: the ids and internal addresses of the first voters of the
+    /// metadata Raft group. Empty: this node joins an existing cluster through `seeds`.
+    pub bootstrap: Vec<(NodeId, SocketAddr)>,
+    /// Replicas per partition; `None`: min(3, nodes).
+    pub replication_factor: Option<u32>,
+    /// A node given only seeds that cannot reach any within this gives up starting.
+    pub join_timeout: Duration,
 }
 
 impl NodeSettings {
@@ -94,6 +113,7 @@ impl NodeSettings {
             tls: None,
             frame_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(10 * 60),
+            cluster: None,
         }
     }
 

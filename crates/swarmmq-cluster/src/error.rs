@@ -1,0 +1,23 @@
+//! Every way the cluster layer fails.
+
+use std::net::SocketAddr;
+
+/// Errors of the cluster layer. Texts name the peer or file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A socket could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// A file of the cluster state could not be read or written.
+    #[error("{path}: {reason}")]
+    Storage { path: String, reason: String },
+    /// A key could not be derived or a packet sealed.
+    #[error("crypto: {0}")]
+    Crypto(#[from] swarmmq_crypto::CryptoError),
+    /// Something the caller passed is not usable.
+    #[error("{0}")]
+    Invalid(String),
+}
