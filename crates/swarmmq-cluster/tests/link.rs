@@ -1,18 +1,25 @@
 //! The internal link over real TCP on 127.0.0.1.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use swarmmq_cluster::link::{
     self, HandlerFuture, Hello, KIND_FORWARD, LinkConfig, LinkError, LinkHandler, LinkPool,
+    StartFuture,
 };
 use swarmmq_crypto::MasterKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-struct Echo;
+#[derive(Default)]
+struct Echo {
+    /// Payloads of ORDER requests, in the order their first phase ran.
+    order: Mutex<Vec<Bytes>>,
+}
+
+const KIND_ORDER: u8 = 9;
 
 impl LinkHandler for Echo {
     fn admit(&self, hello: &Hello, _peer: SocketAddr) -> Result<(), String> {
@@ -22,8 +29,11 @@ impl LinkHandler for Echo {
         Ok(())
     }
 
-    fn handle(&self, from: Arc<str>, kind: u8, payload: Bytes) -> HandlerFuture {
-        Box::pin(async move {
+    fn handle(&self, from: Arc<str>, kind: u8, payload: Bytes) -> StartFuture {
+        if kind == KIND_ORDER {
+            self.order.lock().unwrap().push(payload.clone());
+        }
+        let rest: HandlerFuture = Box::pin(async move {
             if payload.as_ref() == b"fail" {
                 return Err(format!("{from} asked for a failure"));
             }
@@ -33,7 +43,8 @@ impl LinkHandler for Echo {
             let mut out = vec![kind];
             out.extend_from_slice(&payload);
             Ok(Bytes::from(out))
-        })
+        });
+        Box::pin(std::future::ready(rest))
     }
 }
 
@@ -49,6 +60,7 @@ fn cfg(cluster: &str, id: &str, addr: SocketAddr, key: u8) -> Arc<LinkConfig> {
 
 struct Server {
     addr: SocketAddr,
+    handler: Arc<Echo>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -57,13 +69,19 @@ async fn server_at(addr: SocketAddr, cluster: &str, id: &str, key: u8) -> Server
     let listener = link::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
+    let handler = Arc::new(Echo::default());
     let task = tokio::spawn(link::serve(
         listener,
         cfg(cluster, id, addr, key),
-        Arc::new(Echo),
+        Arc::clone(&handler) as Arc<dyn LinkHandler>,
         stop.clone(),
     ));
-    Server { addr, stop, task }
+    Server {
+        addr,
+        handler,
+        stop,
+        task,
+    }
 }
 
 async fn server(cluster: &str, id: &str, key: u8) -> Server {
@@ -212,4 +230,32 @@ async fn a_dead_peer_opens_the_circuit_and_a_probe_closes_it_when_it_is_back() {
         .unwrap_err();
     assert_eq!(slow, LinkError::Timeout(Duration::from_millis(50)));
     back.stop.cancel();
+}
+
+#[tokio::test]
+async fn requests_started_in_order_run_their_first_phase_in_that_order() {
+    let s = server("c", "node-2", 1).await;
+    let pool = client("c", "node-1", 1);
+    let mut waits = Vec::new();
+    for i in 0..500u32 {
+        let body = Bytes::from(i.to_be_bytes().to_vec());
+        waits.push(
+            pool.start("node-2", s.addr, KIND_ORDER, body, T)
+                .await
+                .unwrap(),
+        );
+    }
+    for w in waits {
+        w.await.unwrap();
+    }
+    let seen: Vec<u32> = s
+        .handler
+        .order
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert_eq!(seen, (0..500).collect::<Vec<_>>());
+    s.stop.cancel();
 }

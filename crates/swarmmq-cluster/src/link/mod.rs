@@ -22,7 +22,7 @@ use std::time::Duration;
 pub use breaker::{CircuitBreaker, Permit};
 pub use error::LinkError;
 pub use pool::LinkPool;
-pub use server::{HandlerFuture, LinkHandler, bind, serve};
+pub use server::{HandlerFuture, LinkHandler, StartFuture, bind, serve};
 pub use wire::Hello;
 
 /// A Raft message of the metadata group.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::breaker::{CircuitBreaker, Permit};
 use super::error::LinkError;
@@ -79,23 +79,46 @@ impl LinkPool {
         payload: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, LinkError> {
+        self.start(peer_id, addr, kind, payload, timeout)
+            .await?
+            .await
+    }
+
+    /// Queues one request on the peer's connection and returns the wait for its
+    /// answer. Requests started one after the other reach the peer in that order
+    /// (what keeps a producer's forwarded batches in order); the waits may overlap.
+    /// `timeout` bounds both parts together.
+    pub async fn start(
+        &self,
+        peer_id: &str,
+        addr: SocketAddr,
+        kind: u8,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<impl Future<Output = Result<Bytes, LinkError>> + Send + 'static, LinkError> {
         let peer = self.peer(peer_id)?;
         if peer.breaker.permit() == Permit::Refused {
             return Err(LinkError::CircuitOpen(peer_id.to_string()));
         }
-        let result = tokio::time::timeout(timeout, self.exchange(&peer, addr, kind, payload))
+        let deadline = tokio::time::Instant::now() + timeout;
+        let queued = tokio::time::timeout_at(deadline, self.enqueue(&peer, addr, kind, payload))
             .await
             .unwrap_or(Err(LinkError::Timeout(timeout)));
-        match &result {
-            // The peer answered, even if with an error: it is alive.
-            Ok(_) | Err(LinkError::Remote(_)) => peer.breaker.success(),
-            Err(_) => {
-                if peer.breaker.failure() {
-                    tracing::warn!(peer = peer_id, %addr, "circuit opened: calls to this node fail fast for a while");
-                }
+        let queued = match queued {
+            Ok(q) => q,
+            Err(e) => {
+                record(&peer, peer_id, addr, &Err(e.clone()));
+                return Err(e);
             }
-        }
-        result
+        };
+        let peer_id = peer_id.to_string();
+        Ok(async move {
+            let result = tokio::time::timeout_at(deadline, queued.wait())
+                .await
+                .unwrap_or(Err(LinkError::Timeout(timeout)));
+            record(&peer, &peer_id, addr, &result);
+            result
+        })
     }
 
     /// Checks that `addr` is a node of this cluster that admits this one: a ping on a
@@ -111,13 +134,13 @@ impl LinkPool {
         result.map(|_| ())
     }
 
-    async fn exchange(
+    async fn enqueue(
         &self,
         peer: &Peer,
         addr: SocketAddr,
         kind: u8,
         payload: Bytes,
-    ) -> Result<Bytes, LinkError> {
+    ) -> Result<Queued, LinkError> {
         let conn = {
             let mut slot = peer.conn.lock().await;
             match slot.as_ref() {
@@ -129,35 +152,79 @@ impl LinkPool {
                 }
             }
         };
-        conn.request(kind, payload).await
+        conn.enqueue(kind, payload).await
+    }
+}
+
+/// Feeds the outcome of a call to the peer's breaker.
+fn record(peer: &Peer, peer_id: &str, addr: SocketAddr, result: &Result<Bytes, LinkError>) {
+    match result {
+        // The peer answered, even if with an error: it is alive.
+        Ok(_) | Err(LinkError::Remote(_)) => peer.breaker.success(),
+        Err(_) => {
+            if peer.breaker.failure() {
+                tracing::warn!(peer = peer_id, %addr, "circuit opened: calls to this node fail fast for a while");
+            }
+        }
+    }
+}
+
+/// A request on the wire, waiting for its answer.
+struct Queued {
+    rx: oneshot::Receiver<Result<Bytes, LinkError>>,
+    _slot: OwnedSemaphorePermit,
+    _unregister: Unregister,
+}
+
+impl Queued {
+    async fn wait(self) -> Result<Bytes, LinkError> {
+        let Queued {
+            rx,
+            _slot,
+            _unregister,
+        } = self;
+        rx.await.unwrap_or(Err(LinkError::Closed))
+    }
+}
+
+/// Removes a pending entry however its call ends (answer, error, or a timeout).
+struct Unregister(Arc<Pending>, u32);
+
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
     }
 }
 
 impl Conn {
-    async fn request(&self, kind: u8, payload: Bytes) -> Result<Bytes, LinkError> {
-        let _slot = self.slots.acquire().await.map_err(|_| LinkError::Closed)?;
+    async fn enqueue(&self, kind: u8, payload: Bytes) -> Result<Queued, LinkError> {
+        let slot = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| LinkError::Closed)?;
         let corr = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(corr, tx);
-        // Removes the entry however this call ends (answer, error, or a caller timeout).
-        struct Unregister<'a>(&'a Pending, u32);
-        impl Drop for Unregister<'_> {
-            fn drop(&mut self) {
-                self.0
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&self.1);
-            }
-        }
-        let _unregister = Unregister(&self.pending, corr);
+        let unregister = Unregister(Arc::clone(&self.pending), corr);
         if self.closed.load(Ordering::Acquire) || self.tx.send((kind, corr, payload)).await.is_err()
         {
             return Err(LinkError::Closed);
         }
-        rx.await.unwrap_or(Err(LinkError::Closed))
+        Ok(Queued {
+            rx,
+            _slot: slot,
+            _unregister: unregister,
+        })
+    }
+
+    async fn request(&self, kind: u8, payload: Bytes) -> Result<Bytes, LinkError> {
+        self.enqueue(kind, payload).await?.wait().await
     }
 }
 

@@ -18,14 +18,19 @@ use crate::ClusterError;
 
 /// A boxed future answering one request.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send>>;
+/// The in-order first phase of a request; it yields the rest, which runs concurrently.
+pub type StartFuture = Pin<Box<dyn Future<Output = HandlerFuture> + Send>>;
 
 /// What a node does with requests that arrive over the link.
 pub trait LinkHandler: Send + Sync + 'static {
     /// Whether a node that passed the cluster-name check may connect (e.g. its id is
     /// not used by another live node). `Err` is the reason it is told.
     fn admit(&self, hello: &Hello, peer: SocketAddr) -> Result<(), String>;
-    /// Answers one request of `kind` from node `from`.
-    fn handle(&self, from: Arc<str>, kind: u8, payload: Bytes) -> HandlerFuture;
+    /// Starts one request of `kind` from node `from`. The returned future is awaited
+    /// before the next frame of the connection is read, so whatever must happen in
+    /// the order the peer sent (queueing a publish) happens there; the future it
+    /// yields (waiting for durability, a long poll) runs beside later requests.
+    fn handle(&self, from: Arc<str>, kind: u8, payload: Bytes) -> StartFuture;
 }
 
 /// Binds the link's TCP listener.
@@ -150,9 +155,12 @@ async fn connection(
         let Ok(permit) = Arc::clone(&inflight).acquire_owned().await else {
             break Ok(());
         };
-        let (handler, from, tx) = (Arc::clone(&handler), Arc::clone(&from), tx.clone());
+        let rest = handler
+            .handle(Arc::clone(&from), frame.kind, frame.payload)
+            .await;
+        let tx = tx.clone();
         tasks.spawn(async move {
-            let answer = handler.handle(from, frame.kind, frame.payload).await;
+            let answer = rest.await;
             let msg = match answer {
                 Ok(b) => (RESP_OK, frame.correlation, b),
                 Err(text) => (RESP_ERR, frame.correlation, Bytes::from(text.into_bytes())),
