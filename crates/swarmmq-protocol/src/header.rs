@@ -11,8 +11,8 @@ pub const VERSION: u8 = 1;
 /// Bytes of the fixed header that precedes every body.
 pub const HEADER_LEN: usize = 16;
 
-/// The header's flag bits. Bits other than [`Flags::RESPONSE`] and [`Flags::ERROR`] are
-/// reserved and must be zero.
+/// The header's flag bits. Bits other than [`Flags::RESPONSE`], [`Flags::ERROR`] (on
+/// responses) and [`Flags::DIRECT`] (on requests) are reserved and must be zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Flags(pub u16);
 
@@ -23,7 +23,11 @@ impl Flags {
     pub const RESPONSE: Flags = Flags(1);
     /// The body is an error (`u16` code + string); only together with `RESPONSE`.
     pub const ERROR: Flags = Flags(2);
-    /// Every bit this version defines.
+    /// On a request: the client routed it itself (a smart client that believes this
+    /// node owns the partition). A node that does not own it answers `NOT_OWNER`
+    /// instead of forwarding, so the client refreshes its metadata.
+    pub const DIRECT: Flags = Flags(4);
+    /// Every bit a response may carry.
     pub const KNOWN: Flags = Flags(Self::RESPONSE.0 | Self::ERROR.0);
 
     pub fn bits(self) -> u16 {
@@ -114,7 +118,7 @@ pub(crate) fn decode_header_with(
         return Err(ProtocolError::UnsupportedVersion(h[2]));
     }
     let flags = u16::from_be_bytes([h[4], h[5]]);
-    if flags & !Flags::KNOWN.0 != 0 {
+    if flags & !(Flags::KNOWN.0 | Flags::DIRECT.0) != 0 {
         return Err(ProtocolError::ReservedFlags(flags));
     }
     let reserved = u16::from_be_bytes([h[6], h[7]]);
@@ -218,7 +222,8 @@ mod tests {
 
     #[test]
     fn reserved_flag_bits_are_fatal() {
-        for bit in 2..16 {
+        // Bits 0-2 are RESPONSE, ERROR and DIRECT.
+        for bit in 3..16 {
             let mut b = valid();
             b[4..6].copy_from_slice(&(1u16 << bit | 1).to_be_bytes());
             let err = decode_header(&b, &Limits::DEFAULT).unwrap_err();

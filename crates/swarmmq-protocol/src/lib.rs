@@ -28,5 +28,5 @@ pub use header::{Flags, FrameHeader, HEADER_LEN, MAGIC, VERSION, decode_header};
 pub use keys::MAX_KEYS;
 pub use message::*;
 pub use pull_encoder::{DeliveredMessageRef, HeaderRef, PullResponseEncoder};
-pub use request::{decode_request, encode_request};
+pub use request::{decode_request, encode_request, encode_request_flags};
 pub use response::{decode_response, encode_error, encode_response};

@@ -34,6 +34,17 @@ pub fn encode_request(
     limits: &Limits,
     out: &mut BytesMut,
 ) -> Result<(), ProtocolError> {
+    encode_request_flags(correlation_id, req, Flags::NONE, limits, out)
+}
+
+/// [`encode_request`] with request flags (only [`Flags::DIRECT`] is defined).
+pub fn encode_request_flags(
+    correlation_id: u32,
+    req: &Request,
+    flags: Flags,
+    limits: &Limits,
+    out: &mut BytesMut,
+) -> Result<(), ProtocolError> {
     if let Request::Publish(p) = req {
         out.reserve(publish_size_hint(p).min(limits.max_frame_bytes as usize));
     }
@@ -41,7 +52,7 @@ pub fn encode_request(
     encode_frame(
         out,
         opcode,
-        Flags::NONE,
+        flags,
         correlation_id,
         limits.max_frame_bytes,
         |out| put_request_body(out, req, limits),
@@ -210,7 +221,7 @@ pub fn decode_request(
     body: Bytes,
     limits: &Limits,
 ) -> Result<Request, ProtocolError> {
-    if header.flags != Flags::NONE {
+    if header.flags != Flags::NONE && header.flags != Flags::DIRECT {
         return Err(ProtocolError::UnexpectedFlags {
             flags: header.flags.bits(),
             expected: "request",

@@ -108,6 +108,26 @@ fn response_flags_on_a_request_are_refused() {
 }
 
 #[test]
+fn the_direct_flag_is_a_request_flag_and_other_bits_stay_reserved() {
+    let (_, res) = decode_req(frame(9, Flags::DIRECT, 1, b""), &L);
+    assert_eq!(res, Ok(Request::Health));
+    let mut out = BytesMut::new();
+    swarmmq_protocol::encode_request_flags(3, &Request::Health, Flags::DIRECT, &L, &mut out)
+        .unwrap();
+    let f = FrameDecoder::new(&L).decode(&mut out).unwrap().unwrap();
+    assert_eq!(f.header.flags, Flags::DIRECT);
+    // A response never carries it.
+    let h = FrameHeader {
+        version: VERSION,
+        opcode: 9,
+        flags: Flags(Flags::RESPONSE.0 | Flags::DIRECT.0),
+        correlation_id: 1,
+        body_len: 0,
+    };
+    assert!(decode_response(&h, Bytes::new(), &L).is_err());
+}
+
+#[test]
 fn trailing_bytes_after_a_body_are_refused() {
     let (_, res) = decode_req(frame(9, Flags::NONE, 1, b"\x00"), &L);
     assert_eq!(res, Err(ProtocolError::TrailingBytes(1)));

@@ -51,10 +51,13 @@ pub enum ErrorCode {
     /// The member's generation is old or it no longer owns the partition (ordered
     /// groups): heartbeat or rejoin, then retry with the current generation.
     StaleGeneration = 22,
+    /// The node that holds the partition is unreachable (dead, or its circuit is open):
+    /// retry later, or publish without a key so another partition takes the message.
+    Unavailable = 23,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::MalformedFrame,
         ErrorCode::UnsupportedVersion,
         ErrorCode::UnknownOpcode,
@@ -77,6 +80,7 @@ impl ErrorCode {
         ErrorCode::TooManyConnections,
         ErrorCode::UnknownGroup,
         ErrorCode::StaleGeneration,
+        ErrorCode::Unavailable,
     ];
 
     pub fn as_u16(self) -> u16 {
@@ -113,6 +117,7 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "TOO_MANY_CONNECTIONS",
             ErrorCode::UnknownGroup => "UNKNOWN_GROUP",
             ErrorCode::StaleGeneration => "STALE_GENERATION",
+            ErrorCode::Unavailable => "UNAVAILABLE",
         }
     }
 
@@ -126,6 +131,7 @@ impl ErrorCode {
                 | ErrorCode::ShuttingDown
                 | ErrorCode::TooManyConnections
                 | ErrorCode::StaleGeneration
+                | ErrorCode::Unavailable
         )
     }
 }
@@ -186,6 +192,7 @@ mod tests {
                 ErrorCode::ShuttingDown,
                 ErrorCode::TooManyConnections,
                 ErrorCode::StaleGeneration,
+                ErrorCode::Unavailable,
             ]
         );
     }
