@@ -31,6 +31,8 @@ pub const KIND_RAFT: u8 = 1;
 pub const KIND_FORWARD: u8 = 2;
 /// A liveness probe, answered by the link itself.
 pub const KIND_PING: u8 = 3;
+/// A metadata change proposed through a node that is not the Raft leader.
+pub const KIND_META: u8 = 4;
 pub(crate) const RESP_OK: u8 = 0x80;
 pub(crate) const RESP_ERR: u8 = 0x81;
 
