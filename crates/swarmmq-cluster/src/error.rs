@@ -20,4 +20,7 @@ pub enum ClusterError {
     /// Something the caller passed is not usable.
     #[error("{0}")]
     Invalid(String),
+    /// The gossip service (chitchat) could not start.
+    #[error("gossip: {0}")]
+    Gossip(String),
 }

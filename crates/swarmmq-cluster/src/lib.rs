@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod link;
+pub mod membership;
 pub mod placement;
 
 pub use error::ClusterError;
