@@ -20,4 +20,20 @@ pub enum ClusterError {
     /// Something the caller passed is not usable.
     #[error("{0}")]
     Invalid(String),
+    /// This node is not the metadata leader; `leader` is the one it knows of (id, internal
+    /// address), so the caller can forward.
+    #[error("not the metadata leader (leader: {})", fmt_leader(.leader))]
+    NotLeader {
+        leader: Option<(String, SocketAddr)>,
+    },
+    /// The metadata Raft group failed (stopped, lost quorum, storage fault).
+    #[error("metadata raft: {0}")]
+    Raft(String),
+}
+
+fn fmt_leader(leader: &Option<(String, SocketAddr)>) -> String {
+    match leader {
+        Some((id, addr)) => format!("{id} at {addr}"),
+        None => "unknown".to_string(),
+    }
 }

@@ -13,6 +13,7 @@
 //! forward) and does not replicate partition data (the replication work builds on it).
 
 pub mod error;
+pub mod metadata;
 pub mod placement;
 
 pub use error::ClusterError;
