@@ -23,4 +23,20 @@ pub enum ClusterError {
     /// The gossip service (chitchat) could not start.
     #[error("gossip: {0}")]
     Gossip(String),
+    /// This node is not the metadata leader; `leader` is the one it knows of (id, internal
+    /// address), so the caller can forward.
+    #[error("not the metadata leader (leader: {})", fmt_leader(.leader))]
+    NotLeader {
+        leader: Option<(String, SocketAddr)>,
+    },
+    /// The metadata Raft group failed (stopped, lost quorum, storage fault).
+    #[error("metadata raft: {0}")]
+    Raft(String),
+}
+
+fn fmt_leader(leader: &Option<(String, SocketAddr)>) -> String {
+    match leader {
+        Some((id, addr)) => format!("{id} at {addr}"),
+        None => "unknown".to_string(),
+    }
 }

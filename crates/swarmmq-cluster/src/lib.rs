@@ -15,6 +15,7 @@
 pub mod error;
 pub mod link;
 pub mod membership;
+pub mod metadata;
 pub mod placement;
 
 pub use error::ClusterError;
