@@ -10,8 +10,8 @@ use swarmmq_cluster::membership::{
 use swarmmq_crypto::{ChannelKey, MasterKey};
 
 const CLUSTER: &str = "test-cluster";
-/// Test tuning: 4x faster rounds than production, same threshold.
-const GOSSIP: Duration = Duration::from_millis(50);
+/// Test tuning: 2x faster rounds than production, same threshold.
+const GOSSIP: Duration = Duration::from_millis(100);
 const WAIT: Duration = Duration::from_secs(10);
 
 fn key(master: u8) -> Arc<ChannelKey> {

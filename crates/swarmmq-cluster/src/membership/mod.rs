@@ -25,8 +25,17 @@
 //! - `alive`: otherwise.
 //!
 //! # Tuning (defaults)
-//! Gossip every 200 ms, phi threshold 16: a killed node is dead on every peer in about
-//! 2 s, while a stall of over a second (two shared cores under load) is tolerated.
+//! Gossip every 200 ms, phi threshold 16. Measured with `examples/membership_timing.rs`
+//! (all nodes in one process, 2 cores): a killed node is dead on every survivor after a
+//! median 1.9 s of 5 nodes (worst 2.1 s; 1.8 s with 3 nodes, 2.5 s with 10); a joining
+//! node is alive on all of 7 within ~0.55 s and a load change reaches them in 0.1–0.3 s;
+//! no suspect or dead sighting in 15 s idle nor in 15 s with both cores spun.
+//!
+//! # Transport
+//! [`SealedTransport`] seals every datagram (AES-256-GCM, the cluster's gossip key) and
+//! counts what does not open. chitchat 0.13 keeps its wire encoding private, so the
+//! transport reaches it through chitchat's own UDP socket on a private loopback pair
+//! (`codec.rs`) instead of re-implementing the format.
 
 mod codec;
 mod config;

@@ -1,7 +1,7 @@
 //! What one node knows about the others: published state read back from chitchat, and
 //! liveness derived from chitchat's failure detector plus observed heartbeat progress.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chitchat::{Chitchat, ChitchatId, NodeState};
@@ -157,11 +157,12 @@ impl Observer {
     }
 
     /// Every peer (not self), one entry per node id: the newest generation whose
-    /// published state has arrived.
+    /// published state has arrived, preferring any generation not dead (so a restart
+    /// whose clock went backwards is not hidden behind its dead predecessor).
     pub(crate) fn observe(&mut self, chitchat: &Chitchat, now: Instant) -> Vec<Observed> {
         let self_id = chitchat.self_chitchat_id();
-        let live: Vec<&ChitchatId> = chitchat.live_nodes().collect();
-        let dead: Vec<&ChitchatId> = chitchat.dead_nodes().collect();
+        let live: HashSet<&ChitchatId> = chitchat.live_nodes().collect();
+        let dead: HashSet<&ChitchatId> = chitchat.dead_nodes().collect();
         // chitchat bounds its node map (dead nodes are forgotten after the grace), and
         // this map follows it.
         self.progress
@@ -173,7 +174,7 @@ impl Observer {
                 // Our own older generations: we know better than gossip.
                 continue;
             }
-            let is_live = live.contains(&id);
+            let is_live = live.contains(id);
             let heartbeat = u64::from(node_state.heartbeat());
             let progress = self.progress.entry(id.clone()).or_insert(Progress {
                 heartbeat,
@@ -193,7 +194,7 @@ impl Observer {
                 } else {
                     MemberState::Alive
                 }
-            } else if dead.contains(&id)
+            } else if dead.contains(id)
                 && (progress.ever_live
                     || now.saturating_duration_since(progress.first_seen) > self.suspect_after)
             {
@@ -213,8 +214,9 @@ impl Observer {
                 state,
                 last_progress: progress.last_progress,
             };
+            let rank = |o: &Observed| (o.state != MemberState::Dead, o.generation);
             match newest.get(&*id.node_id) {
-                Some(seen) if seen.generation >= candidate.generation => {}
+                Some(seen) if rank(seen) >= rank(&candidate) => {}
                 _ => {
                     newest.insert(&id.node_id, candidate);
                 }
