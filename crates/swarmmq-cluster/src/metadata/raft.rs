@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::async_runtime::watch::WatchReceiver;
-use openraft::errors::{ForwardToLeader, RaftError};
+use openraft::errors::{ForwardReason, ForwardToLeader, RaftError};
 use openraft::{ChangeMembers, Config, ReadPolicy, SnapshotPolicy, TryAsRef};
 use tokio::sync::watch;
 
@@ -75,6 +75,9 @@ pub struct MetadataRaft {
     node_id: String,
     raft: openraft::Raft<TypeConfig, StateMachineStore<TypeConfig>>,
     state: watch::Sender<Arc<ClusterState>>,
+    /// How long a request waits for a fresh leader's lease before giving up.
+    lease_wait: Duration,
+    heartbeat: Duration,
 }
 
 impl MetadataRaft {
@@ -114,6 +117,8 @@ impl MetadataRaft {
             node_id: cfg.node_id,
             raft,
             state,
+            lease_wait: cfg.election_timeout_max.saturating_mul(2),
+            heartbeat: cfg.heartbeat_interval,
         })
     }
 
@@ -209,19 +214,18 @@ impl MetadataRaft {
                 MAX_FRAME_BYTES / 2
             )));
         }
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => Ok(resp.data),
-            Err(e) => Err(self.map_err(e)),
-        }
+        let resp = self
+            .with_lease(|| self.raft.client_write(cmd.clone()))
+            .await?;
+        Ok(resp.data)
     }
 
     /// The state as of a read the leader confirmed it still leads (ReadIndex). On a
     /// follower: [`ClusterError::NotLeader`].
     pub async fn read_linearizable(&self) -> Result<Arc<ClusterState>, ClusterError> {
-        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-            Ok(_) => Ok(self.state()),
-            Err(e) => Err(self.map_err(e)),
-        }
+        self.with_lease(|| self.raft.ensure_linearizable(ReadPolicy::ReadIndex))
+            .await?;
+        Ok(self.state())
     }
 
     /// This node's applied view; may lag the leader.
@@ -298,6 +302,33 @@ impl MetadataRaft {
         }
     }
 
+    /// Runs `op`, retrying while this node leads but its lease is not (yet) valid: a fresh
+    /// leader refuses writes until a quorum has acknowledged it, and nothing was appended in
+    /// that case, so a retry cannot apply a command twice.
+    async fn with_lease<T, E, F, Fut>(&self, mut op: F) -> Result<T, ClusterError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RaftError<TypeConfig, E>>>,
+        E: std::error::Error + TryAsRef<ForwardToLeader<TypeConfig>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.lease_wait;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let lease_expired = e
+                        .forward_to_leader()
+                        .is_some_and(|f| f.reason == ForwardReason::LeaseExpired);
+                    if lease_expired && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(self.heartbeat).await;
+                        continue;
+                    }
+                    return Err(self.map_err(e));
+                }
+            }
+        }
+    }
+
     fn map_err<E>(&self, e: RaftError<TypeConfig, E>) -> ClusterError
     where
         E: std::error::Error + TryAsRef<ForwardToLeader<TypeConfig>>,
@@ -307,7 +338,12 @@ impl MetadataRaft {
                 let leader = match (&fwd.leader_id, &fwd.leader_node) {
                     (Some(id), Some(node)) => Some((id.clone(), node.addr)),
                     (Some(id), None) => self.address_of(id).map(|addr| (id.clone(), addr)),
-                    _ => None,
+                    // Never point the caller back at this node: it would forward to itself.
+                    _ => self
+                        .status()
+                        .leader
+                        .filter(|l| *l != self.node_id)
+                        .and_then(|l| self.address_of(&l).map(|addr| (l, addr))),
                 };
                 ClusterError::NotLeader { leader }
             }
