@@ -153,6 +153,14 @@ async fn start_group(root: &Path, n: usize) -> Vec<Node> {
     nodes
 }
 
+/// `RUST_LOG=openraft=info cargo test ...` shows what the nodes did.
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
@@ -205,10 +213,7 @@ fn destination(name: &str) -> DestinationMeta {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_replicate_forward_fail_over_and_recover() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    init_tracing();
     let root = tempfile::tempdir().unwrap();
     let mut nodes = start_group(root.path(), 3).await;
     let li = agreed_leader(&nodes).await;
@@ -343,6 +348,7 @@ async fn three_nodes_replicate_forward_fail_over_and_recover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_voters_then_a_sixth_node_joins_as_learner() {
+    init_tracing();
     let root = tempfile::tempdir().unwrap();
     let mut nodes = start_group(root.path(), 5).await;
     let li = agreed_leader(&nodes).await;
@@ -404,6 +410,73 @@ async fn five_voters_then_a_sixth_node_joins_as_learner() {
     assert_eq!(n6.raft.status().learners, vec!["n6".to_string()]);
     nodes.push(n6);
 
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_behind_a_compacted_log_gets_a_snapshot_and_the_group_restarts() {
+    init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = start_group(root.path(), 3).await;
+    let li = agreed_leader(&nodes).await;
+    let leader = nodes[li].raft.clone();
+    assert!(matches!(
+        leader.handle_rpc(b"not json").await,
+        Err(ClusterError::Invalid(_))
+    ));
+
+    // A follower goes down; the leader moves on and compacts its log past it.
+    let fi = (li + 1) % 3;
+    let lagging = nodes.remove(fi);
+    let (lag_id, lag_dir, lag_addr) = lagging.stop().await;
+    for i in 0..20 {
+        let reply = leader
+            .propose(MetaCommand::CreateDestination(destination(&format!(
+                "d{i}"
+            ))))
+            .await
+            .unwrap();
+        assert!(matches!(reply, MetaReply::Created(_)));
+    }
+    leader.compact().await.unwrap();
+
+    // Back up, it can only catch up through a snapshot (its missing entries are gone).
+    let back = Node::start(&lag_id, &lag_dir, lag_addr).await;
+    eventually("snapshot install on the lagging follower", || {
+        back.raft.state().destinations.len() == 20
+    })
+    .await;
+    nodes.push(back);
+    let expected = leader.state().destinations.clone();
+
+    // The whole group stops and restarts from disk.
+    let mut stopped = Vec::new();
+    for n in nodes {
+        stopped.push(n.stop().await);
+    }
+    let mut nodes = Vec::new();
+    for (id, dir, addr) in stopped {
+        nodes.push(Node::start(&id, &dir, addr).await);
+    }
+    let li = agreed_leader(&nodes).await;
+    eventually("recovered state on every node", || {
+        nodes
+            .iter()
+            .all(|n| n.raft.state().destinations == expected)
+    })
+    .await;
+    assert_eq!(
+        nodes[li]
+            .raft
+            .propose(MetaCommand::DeleteDestination {
+                name: "d0".to_string()
+            })
+            .await
+            .unwrap(),
+        MetaReply::Done
+    );
     for n in nodes {
         n.stop().await;
     }

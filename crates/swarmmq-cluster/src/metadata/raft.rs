@@ -31,6 +31,8 @@ const KEEP_BEHIND_SNAPSHOT: u64 = 100;
 const PURGE_BATCH: u64 = 256;
 /// How long `add_node` waits for a new node to catch up before promoting it.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `compact` waits for the snapshot and the purge.
+const COMPACT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How this node joins the metadata group.
 pub struct MetadataConfig {
@@ -293,6 +295,31 @@ impl MetadataRaft {
             Ok(_) => Ok(()),
             Err(e) => Err(self.map_err(e)),
         }
+    }
+
+    /// Snapshots the applied state now and drops the log behind it; returns once both are
+    /// done. openraft also does this by itself every 1000 entries; this is for operators
+    /// and tests (a follower behind a compacted log catches up by snapshot).
+    pub async fn compact(&self) -> Result<(), ClusterError> {
+        let fatal = |e: openraft::errors::Fatal<TypeConfig>| ClusterError::Raft(e.to_string());
+        let waited = |e: openraft::metrics::WaitError| ClusterError::Raft(format!("compact: {e}"));
+        let applied = self.status().last_applied;
+        self.raft.trigger().snapshot().await.map_err(fatal)?;
+        let index = |id: &Option<openraft::LogId<_>>| id.as_ref().map_or(0, |id| id.index());
+        let m = self
+            .raft
+            .wait(Some(COMPACT_TIMEOUT))
+            .metrics(|m| index(&m.snapshot) >= applied, "snapshot built")
+            .await
+            .map_err(waited)?;
+        let upto = index(&m.snapshot);
+        self.raft.trigger().purge_log(upto).await.map_err(fatal)?;
+        self.raft
+            .wait(Some(COMPACT_TIMEOUT))
+            .metrics(|m| index(&m.purged) >= upto, "log purged")
+            .await
+            .map_err(waited)?;
+        Ok(())
     }
 
     /// Stops this node's Raft tasks; RPCs to it fail afterwards.
