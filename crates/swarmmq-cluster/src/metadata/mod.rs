@@ -16,7 +16,8 @@ mod records;
 mod state;
 mod state_machine;
 
-pub use network::{PeerNode, RaftTransport};
+use network::PeerNode;
+pub use network::RaftTransport;
 pub use raft::{MAX_VOTERS, MetadataConfig, MetadataRaft, RaftStatus};
 pub use records::{DestinationMeta, MetaCommand, MetaReply, NodeRecord, PartitionPlacement};
 pub use state::ClusterState;
@@ -24,7 +25,7 @@ pub use state::ClusterState;
 openraft::declare_raft_types!(
     /// openraft's types for the metadata group: string node ids, members known by their
     /// internal address.
-    pub TypeConfig:
+    pub(crate) TypeConfig:
         D = MetaCommand,
         R = MetaReply,
         NodeId = String,

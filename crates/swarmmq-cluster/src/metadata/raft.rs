@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::async_runtime::watch::WatchReceiver;
-use openraft::errors::{ForwardToLeader, RaftError};
+use openraft::errors::{ForwardReason, ForwardToLeader, RaftError};
 use openraft::{ChangeMembers, Config, ReadPolicy, SnapshotPolicy, TryAsRef};
 use tokio::sync::watch;
 
@@ -31,6 +31,8 @@ const KEEP_BEHIND_SNAPSHOT: u64 = 100;
 const PURGE_BATCH: u64 = 256;
 /// How long `add_node` waits for a new node to catch up before promoting it.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `compact` waits for the snapshot and the purge.
+const COMPACT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How this node joins the metadata group.
 pub struct MetadataConfig {
@@ -75,6 +77,9 @@ pub struct MetadataRaft {
     node_id: String,
     raft: openraft::Raft<TypeConfig, StateMachineStore<TypeConfig>>,
     state: watch::Sender<Arc<ClusterState>>,
+    /// How long a request waits for a fresh leader's lease before giving up.
+    lease_wait: Duration,
+    heartbeat: Duration,
 }
 
 impl MetadataRaft {
@@ -114,6 +119,8 @@ impl MetadataRaft {
             node_id: cfg.node_id,
             raft,
             state,
+            lease_wait: cfg.election_timeout_max.saturating_mul(2),
+            heartbeat: cfg.heartbeat_interval,
         })
     }
 
@@ -209,19 +216,18 @@ impl MetadataRaft {
                 MAX_FRAME_BYTES / 2
             )));
         }
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => Ok(resp.data),
-            Err(e) => Err(self.map_err(e)),
-        }
+        let resp = self
+            .with_lease(|| self.raft.client_write(cmd.clone()))
+            .await?;
+        Ok(resp.data)
     }
 
     /// The state as of a read the leader confirmed it still leads (ReadIndex). On a
     /// follower: [`ClusterError::NotLeader`].
     pub async fn read_linearizable(&self) -> Result<Arc<ClusterState>, ClusterError> {
-        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-            Ok(_) => Ok(self.state()),
-            Err(e) => Err(self.map_err(e)),
-        }
+        self.with_lease(|| self.raft.ensure_linearizable(ReadPolicy::ReadIndex))
+            .await?;
+        Ok(self.state())
     }
 
     /// This node's applied view; may lag the leader.
@@ -291,10 +297,62 @@ impl MetadataRaft {
         }
     }
 
+    /// Snapshots the applied state now and drops the log behind it; returns once both are
+    /// done. openraft also does this by itself every 1000 entries; this is for operators
+    /// and tests (a follower behind a compacted log catches up by snapshot).
+    pub async fn compact(&self) -> Result<(), ClusterError> {
+        let fatal = |e: openraft::errors::Fatal<TypeConfig>| ClusterError::Raft(e.to_string());
+        let waited = |e: openraft::metrics::WaitError| ClusterError::Raft(format!("compact: {e}"));
+        let applied = self.status().last_applied;
+        self.raft.trigger().snapshot().await.map_err(fatal)?;
+        let index = |id: &Option<openraft::LogId<_>>| id.as_ref().map_or(0, |id| id.index());
+        let m = self
+            .raft
+            .wait(Some(COMPACT_TIMEOUT))
+            .metrics(|m| index(&m.snapshot) >= applied, "snapshot built")
+            .await
+            .map_err(waited)?;
+        let upto = index(&m.snapshot);
+        self.raft.trigger().purge_log(upto).await.map_err(fatal)?;
+        self.raft
+            .wait(Some(COMPACT_TIMEOUT))
+            .metrics(|m| index(&m.purged) >= upto, "log purged")
+            .await
+            .map_err(waited)?;
+        Ok(())
+    }
+
     /// Stops this node's Raft tasks; RPCs to it fail afterwards.
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(node = %self.node_id, "metadata raft shutdown: {e}");
+        }
+    }
+
+    /// Runs `op`, retrying while this node leads but its lease is not (yet) valid: a fresh
+    /// leader refuses writes until a quorum has acknowledged it, and nothing was appended in
+    /// that case, so a retry cannot apply a command twice.
+    async fn with_lease<T, E, F, Fut>(&self, mut op: F) -> Result<T, ClusterError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RaftError<TypeConfig, E>>>,
+        E: std::error::Error + TryAsRef<ForwardToLeader<TypeConfig>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.lease_wait;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let lease_expired = e
+                        .forward_to_leader()
+                        .is_some_and(|f| f.reason == ForwardReason::LeaseExpired);
+                    if lease_expired && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(self.heartbeat).await;
+                        continue;
+                    }
+                    return Err(self.map_err(e));
+                }
+            }
         }
     }
 
@@ -307,7 +365,12 @@ impl MetadataRaft {
                 let leader = match (&fwd.leader_id, &fwd.leader_node) {
                     (Some(id), Some(node)) => Some((id.clone(), node.addr)),
                     (Some(id), None) => self.address_of(id).map(|addr| (id.clone(), addr)),
-                    _ => None,
+                    // Never point the caller back at this node: it would forward to itself.
+                    _ => self
+                        .status()
+                        .leader
+                        .filter(|l| *l != self.node_id)
+                        .and_then(|l| self.address_of(&l).map(|addr| (l, addr))),
                 };
                 ClusterError::NotLeader { leader }
             }

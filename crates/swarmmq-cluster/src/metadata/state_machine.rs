@@ -310,4 +310,97 @@ mod tests {
     async fn openraft_storage_conformance_suite_passes() {
         Suite::test_all(DirBuilder).await.unwrap();
     }
+
+    type E = <SuiteCfg as RaftTypeConfig>::Entry;
+
+    fn log_id(term: u64, index: u64) -> LogIdOf<SuiteCfg> {
+        use openraft::vote::RaftLeaderId;
+        openraft::LogId::new(
+            openraft::impls::leader_id_adv::LeaderId::new(term, 1),
+            index,
+        )
+    }
+
+    fn dest(name: &str) -> crate::metadata::DestinationMeta {
+        crate::metadata::DestinationMeta {
+            name: name.to_string(),
+            spec: serde_json::json!({"kind": "stream"}),
+            partitions: vec![],
+        }
+    }
+
+    async fn apply_all(sm: &mut StateMachineStore<SuiteCfg>, entries: Vec<E>) {
+        let items: Vec<Result<EntryResponder<SuiteCfg>, io::Error>> =
+            entries.into_iter().map(|e| Ok((e, None))).collect();
+        sm.apply(futures_util::stream::iter(items)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn applies_publishes_and_snapshots_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachineStore::<SuiteCfg>::open(dir.path()).unwrap();
+        let mut rx = sm.watch().subscribe();
+        apply_all(
+            &mut sm,
+            vec![
+                E::new_normal(log_id(1, 1), MetaCommand::CreateDestination(dest("a"))),
+                E::new_blank(log_id(1, 2)),
+            ],
+        )
+        .await;
+        assert!(rx.has_changed().unwrap());
+        let seen = rx.borrow_and_update().clone();
+        assert!(seen.destinations.contains_key("a"));
+        assert_eq!(seen.last_applied, 2);
+
+        // Without a snapshot a reopened state machine starts empty (the log replays it).
+        drop(sm);
+        let mut sm = StateMachineStore::<SuiteCfg>::open(dir.path()).unwrap();
+        assert_eq!(sm.applied_state().await.unwrap().0, None);
+        apply_all(
+            &mut sm,
+            vec![
+                E::new_normal(log_id(1, 1), MetaCommand::CreateDestination(dest("a"))),
+                E::new_blank(log_id(1, 2)),
+            ],
+        )
+        .await;
+        let built = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        assert_eq!(built.meta.last_log_id, Some(log_id(1, 2)));
+        assert_eq!(built.snapshot.destinations.len(), 1);
+
+        drop(sm);
+        let mut sm = StateMachineStore::<SuiteCfg>::open(dir.path()).unwrap();
+        assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 2)));
+        assert_eq!(*sm.watch().borrow().as_ref(), built.snapshot);
+        let current = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, built.meta);
+
+        // An installed snapshot replaces state and snapshot, durably.
+        let mut other = ClusterState::default();
+        other.apply(&MetaCommand::CreateDestination(dest("b")));
+        other.last_applied = 10;
+        let meta = openraft::SnapshotMeta {
+            last_log_id: Some(log_id(2, 10)),
+            last_membership: StoredMembership::default(),
+        };
+        sm.install_snapshot(&meta, other.clone()).await.unwrap();
+        assert_eq!(*sm.watch().borrow().as_ref(), other);
+        drop(sm);
+        let mut sm = StateMachineStore::<SuiteCfg>::open(dir.path()).unwrap();
+        assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(2, 10)));
+        assert_eq!(*sm.watch().borrow().as_ref(), other);
+    }
+
+    #[test]
+    fn damaged_snapshot_is_an_error_not_an_empty_state() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SNAPSHOT_FILE), b"{\"meta\": 1").unwrap();
+        assert!(StateMachineStore::<SuiteCfg>::open(dir.path()).is_err());
+    }
 }
