@@ -240,3 +240,33 @@ fn dev_refuses_a_taken_port_and_bad_counts() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the most is 65535"), "{err}");
 }
+
+#[test]
+fn a_node_that_dies_at_startup_stops_the_others_and_fails_dev() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    // node-2's data dir is a file: that node cannot start.
+    std::fs::create_dir_all(dir.join("node-2")).unwrap();
+    std::fs::write(dir.join("node-2/data"), b"not a directory").unwrap();
+    let base = free_base_port(2);
+    let out = swarmmq(
+        &[
+            "dev",
+            "--nodes",
+            "2",
+            "--base-port",
+            &base.to_string(),
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("node-2 (pid"), "{err}");
+    assert!(err.contains("exited during startup"), "{err}");
+    assert!(err.contains("--- last lines of"), "{err}");
+    assert!(!dir.join("cluster.json").exists());
+    // node-1 was stopped: its client port is free again.
+    assert!(TcpListener::bind(("127.0.0.1", base + 11)).is_ok());
+}
