@@ -37,6 +37,10 @@ pub enum Command {
     Auth(crate::cmd_auth::AuthArgs),
     /// Development certificates for TLS
     Certs(crate::cmd_certs::CertsArgs),
+    /// Inspect the cluster a node belongs to
+    Cluster(crate::cmd_cluster::ClusterArgs),
+    /// Run a local development cluster: N nodes as separate processes on 127.0.0.1
+    Dev(crate::cmd_dev::DevArgs),
 }
 
 #[derive(Args, Debug)]
@@ -71,6 +75,15 @@ pub struct NodeArgs {
     /// Require client certificates issued by this PEM CA: mutual TLS (security.tls_ca)
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
+    /// Internal addresses of nodes to join through, comma-separated (cluster.seeds)
+    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
+    pub seeds: Option<Vec<String>>,
+    /// Cluster-internal TCP and gossip UDP port (cluster.internal_port)
+    #[arg(long, value_name = "PORT")]
+    pub internal_port: Option<u16>,
+    /// The cluster's name; nodes of another name are refused (cluster.name)
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
 }
 
 #[derive(Args, Clone)]

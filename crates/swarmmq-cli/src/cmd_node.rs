@@ -73,6 +73,7 @@ pub fn settings_from(config: &Config) -> anyhow::Result<NodeSettings> {
         },
         frame_timeout: config.performance.frame_timeout,
         idle_timeout: config.performance.idle_timeout,
+        cluster: crate::node_cluster::cluster_settings(config)?,
         ..defaults
     })
 }
@@ -105,6 +106,16 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     }
     if let Some(f) = args.tls_ca {
         config.security.tls_ca = Some(f);
+    }
+    if let Some(seeds) = args.seeds {
+        // `--seeds ""` clears the file's list.
+        config.cluster.seeds = seeds.into_iter().filter(|s| !s.is_empty()).collect();
+    }
+    if let Some(p) = args.internal_port {
+        config.cluster.internal_port = p;
+    }
+    if let Some(name) = args.cluster_name {
+        config.cluster.name = name;
     }
     if let Err(e) = config.validate() {
         let s = &config.security;

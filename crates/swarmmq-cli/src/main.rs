@@ -1,18 +1,21 @@
 //! The `swarmmq` binary: runs a node (`node`), talks to one (`produce`, `consume`,
-//! `topic`, `group`, `keys`, `auth`), measures one (`bench`), and makes development TLS
-//! certificates (`certs`). Every failure ends as one `error: ...` line on stderr and a
+//! `topic`, `group`, `keys`, `auth`, `cluster`), measures one (`bench`), runs a local
+//! development cluster (`dev`), and makes development TLS certificates (`certs`). Every failure ends as one `error: ...` line on stderr and a
 //! non-zero exit status.
 
 mod bench;
 mod cli;
 mod cmd_auth;
 mod cmd_certs;
+mod cmd_cluster;
 mod cmd_consume;
+mod cmd_dev;
 mod cmd_group;
 mod cmd_keys;
 mod cmd_node;
 mod cmd_produce;
 mod cmd_topic;
+mod node_cluster;
 mod output;
 
 use clap::Parser;
@@ -61,6 +64,8 @@ fn main() {
             Command::Bench(args) => bench::run(args).await,
             Command::Auth(args) => cmd_auth::run(args),
             Command::Certs(args) => cmd_certs::run(args),
+            Command::Cluster(args) => cmd_cluster::run(args).await,
+            Command::Dev(args) => cmd_dev::run(args).await,
         }
     });
     // Background tasks (a client's reader, say) must not keep the process alive.

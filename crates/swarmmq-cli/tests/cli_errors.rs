@@ -114,3 +114,82 @@ fn bad_config_is_refused_with_the_key_path() {
     let err = one_error_line(&out);
     assert!(err.contains("TLS") || err.contains("insecure"), "{err}");
 }
+
+#[test]
+fn cluster_status_of_an_unreachable_node_is_one_error_line() {
+    let err = one_error_line(&swarmmq(
+        &["cluster", "status", "--node", "127.0.0.1:1"],
+        None,
+    ));
+    assert!(err.contains("cannot reach a node at 127.0.0.1:1"), "{err}");
+    let err = one_error_line(&swarmmq(
+        &[
+            "cluster",
+            "status",
+            "--node",
+            "127.0.0.1:1",
+            "--format",
+            "json",
+        ],
+        None,
+    ));
+    assert!(err.contains("cannot reach"), "{err}");
+}
+
+#[test]
+fn bad_cluster_flags_and_seeds_are_refused_with_the_key_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let data = data.to_str().unwrap();
+    let err = one_error_line(&swarmmq(
+        &["node", "--data-dir", data, "--seeds", "127.0.0.1:7001,foo"],
+        None,
+    ));
+    assert!(
+        err.contains(r#"cluster.seeds[1]: "foo" is not host:port"#),
+        "{err}"
+    );
+    let err = one_error_line(&swarmmq(
+        &[
+            "node",
+            "--data-dir",
+            data,
+            "--seeds",
+            "no-such-host.invalid:7001",
+            "--internal-port",
+            &free_port().to_string(),
+        ],
+        None,
+    ));
+    assert!(
+        err.contains(r#"cluster.seeds[0]: cannot resolve "no-such-host.invalid:7001""#),
+        "{err}"
+    );
+    let err = one_error_line(&swarmmq(
+        &["node", "--data-dir", data, "--cluster-name", "my cluster"],
+        None,
+    ));
+    assert!(err.contains("cluster.name"), "{err}");
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        "cluster:\n  nodes:\n    - { id: node-1, address: \"127.0.0.1:7101\" }\n    - { id: node-2, address: \"127.0.0.1:7102\" }\n",
+    )
+    .unwrap();
+    let err = one_error_line(&swarmmq(
+        &[
+            "node",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--data-dir",
+            data,
+            "--internal-port",
+            "7102",
+        ],
+        None,
+    ));
+    assert!(
+        err.contains("cluster.internal_port: 7102 differs from the port of this node's own entry cluster.nodes[0]"),
+        "{err}"
+    );
+}

@@ -90,6 +90,16 @@ impl Admin {
         }
     }
 
+    /// The cluster as this node sees it, as the one JSON object of docs/cluster.md
+    /// (`cluster`, `node`, `leader`, `term`, `healthy`, `nodes`). Returned as text so the
+    /// SDK needs no JSON library; parse it with any.
+    pub async fn cluster_status(&self) -> Result<String, ClientError> {
+        match self.conn.call(&Request::ClusterStatus).await? {
+            Response::ClusterStatus { json } => Ok(json),
+            _ => Err(unexpected("cluster status")),
+        }
+    }
+
     /// Every consumer group the node knows, with its destination and mode.
     pub async fn list_groups(&self) -> Result<Vec<GroupSummary>, ClientError> {
         match self.conn.call(&Request::ListGroups).await? {

@@ -47,15 +47,26 @@ pub(crate) fn default_node_id() -> NodeId {
     NodeId::new("node-1").unwrap_or_else(|_| unreachable!("\"node-1\" is a valid node id"))
 }
 
-/// `cluster`: the cluster this node belongs to.
+/// `cluster`: the cluster this node belongs to. Cluster mode is on when `nodes` or
+/// `seeds` is non-empty; otherwise the node runs alone and opens no internal port.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterSection {
-    /// The cluster's name. Default `swarmmq`.
+    /// The cluster's name; nodes of another name are refused. Default `swarmmq`.
     pub name: String,
-    /// The seed list of nodes. Default empty (a single node). Not settable from env.
+    /// The founding nodes (ids and internal addresses): the first voters of the metadata
+    /// group. Default empty (a single node). Not settable from env.
     pub nodes: Vec<ClusterNode>,
-    /// Cluster-internal TCP and gossip UDP port, reserved. Default 7000.
+    /// Internal addresses (`host:port`) of nodes to join through, for a node that is
+    /// not in `nodes`. Default empty. Not settable from env (flag `--seeds`).
+    pub seeds: Vec<String>,
+    /// Replicas per partition, 1 to 7. Default none: min(3, nodes).
+    pub replication_factor: Option<u32>,
+    /// A node with only seeds that reaches none within this gives up. Default 10s.
+    #[serde(with = "humantime_serde")]
+    pub join_timeout: Duration,
+    /// Cluster-internal TCP and gossip UDP port. When this node's id is listed in
+    /// `nodes`, it must be the port of that entry's address. Default 7000.
     pub internal_port: u16,
 }
 
@@ -64,8 +75,18 @@ impl Default for ClusterSection {
         ClusterSection {
             name: "swarmmq".to_owned(),
             nodes: Vec::new(),
+            seeds: Vec::new(),
+            replication_factor: None,
+            join_timeout: Duration::from_secs(10),
             internal_port: 7000,
         }
+    }
+}
+
+impl ClusterSection {
+    /// Whether the node runs as a cluster member (it names peers) or alone.
+    pub fn is_enabled(&self) -> bool {
+        !self.nodes.is_empty() || !self.seeds.is_empty()
     }
 }
 
@@ -76,7 +97,8 @@ pub struct ClusterNode {
     /// The node's id. Required.
     #[serde(deserialize_with = "node_id")]
     pub id: NodeId,
-    /// Where other nodes reach it, `host:port`. Required.
+    /// Its internal address (`host:port`, the port is its `cluster.internal_port`),
+    /// where other nodes reach it. Required.
     pub address: String,
     /// What it does. Default: every role.
     #[serde(default = "all_roles")]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use swarmmq_types::Limits;
 
 use crate::config::FRAME_OVERHEAD;
-use crate::{ByteSize, ClusterNode, Config, ConfigError, FsyncPolicy};
+use crate::{ByteSize, Config, ConfigError, FsyncPolicy};
 
 /// The largest frame: a publish frame becomes one record batch per partition, a batch
 /// may be larger than its frame (at most about 3 MiB more for 100 000 tiny messages),
@@ -22,6 +22,9 @@ const MAX_SEGMENT: u64 = (4 * 1024 - 64) * 1024 * 1024;
 /// Longest connection timeout: a bound keeps deadline arithmetic far from overflow, and
 /// a connection silent for a week is not a client worth waiting for.
 const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Most replicas of a partition: the largest cluster the design targets is 7 nodes.
+const MAX_REPLICATION_FACTOR: u32 = 7;
 
 type Check = Result<(), ConfigError>;
 
@@ -263,7 +266,7 @@ impl Config {
                     format!("{:?} is listed twice", node.id.as_str()),
                 );
             }
-            check_address(&format!("{key}.address"), node)?;
+            check_address(&format!("{key}.address"), &node.address)?;
             if !addresses.insert(node.address.as_str()) {
                 return refuse(
                     &format!("{key}.address"),
@@ -274,7 +277,60 @@ impl Config {
                 return refuse(&format!("{key}.roles"), "must name at least one role");
             }
         }
+        self.check_own_entry()?;
+        for (i, seed) in self.cluster.seeds.iter().enumerate() {
+            check_address(&format!("cluster.seeds[{i}]"), seed)?;
+        }
+        if let Some(rf) = self.cluster.replication_factor
+            && !(1..=MAX_REPLICATION_FACTOR).contains(&rf)
+        {
+            return refuse(
+                "cluster.replication_factor",
+                format!("{rf} is out of range 1..={MAX_REPLICATION_FACTOR}"),
+            );
+        }
+        let join = self.cluster.join_timeout;
+        if join.is_zero() {
+            return refuse("cluster.join_timeout", "must be more than 0s");
+        }
+        if join > MAX_CONNECTION_TIMEOUT {
+            return refuse("cluster.join_timeout", "must be at most 7d");
+        }
         Ok(())
+    }
+
+    /// This node's own entry in `cluster.nodes` says where the others reach it, so it
+    /// must listen there. Refused rather than followed: a silent override would hide a
+    /// wrong `--internal-port` or a copy-pasted entry, and two nodes would then fight
+    /// over one port.
+    fn check_own_entry(&self) -> Check {
+        let own = self
+            .cluster
+            .nodes
+            .iter()
+            .enumerate()
+            .find(|(_, n)| n.id == self.node.id);
+        let Some((i, entry)) = own else {
+            return Ok(());
+        };
+        let port = entry
+            .address
+            .trim()
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok());
+        let internal = self.cluster.internal_port;
+        match port {
+            Some(p) if p != internal => refuse(
+                "cluster.internal_port",
+                format!(
+                    "{internal} differs from the port of this node's own entry \
+                     cluster.nodes[{i}] ({} at {:?}); set cluster.internal_port to {p}",
+                    entry.id.as_str(),
+                    entry.address
+                ),
+            ),
+            _ => Ok(()),
+        }
     }
 
     fn check_log(&self) -> Check {
@@ -304,9 +360,17 @@ fn positive_duration(key: &str, duration: Option<Duration>) -> Check {
 }
 
 /// `host:port` with a non-empty host and a port 1..=65535; IPv6 hosts in brackets.
-fn check_address(key: &str, node: &ClusterNode) -> Check {
-    let address = node.address.trim();
-    let bad = |why: &str| refuse(key, format!("{:?} is not host:port ({why})", node.address));
+fn check_address(key: &str, text: &str) -> Check {
+    let address = text.trim();
+    let bad = |why: &str| {
+        refuse(
+            key,
+            format!(
+                "{:?} is not host:port ({why})",
+                text.chars().take(64).collect::<String>()
+            ),
+        )
+    };
     let Some((host, port)) = address.rsplit_once(':') else {
         return bad("no port");
     };

@@ -19,6 +19,10 @@ fn defaults_equal_the_documented_defaults() {
     assert_eq!(c.cluster.name, "swarmmq");
     assert!(c.cluster.nodes.is_empty());
     assert_eq!(c.cluster.internal_port, 7000);
+    assert!(c.cluster.seeds.is_empty());
+    assert_eq!(c.cluster.replication_factor, None);
+    assert_eq!(c.cluster.join_timeout, Duration::from_secs(10));
+    assert!(!c.cluster.is_enabled());
 
     let p = &c.performance;
     assert_eq!(p.max_message_size, ByteSize(1_048_576));

@@ -49,11 +49,14 @@ fn single_node_example_spells_out_the_embedded_defaults() {
 fn mvp_cluster_example_has_the_seed_shape() {
     let config = load("mvp-cluster.yaml");
     assert_eq!(config.cluster.name, "mvp-cluster");
+    // The file as is runs node-1, whose entry names its internal port.
+    assert_eq!(config.cluster.internal_port, 7001);
+    assert!(config.cluster.is_enabled());
     let nodes = &config.cluster.nodes;
     assert_eq!(nodes.len(), 5);
     for (i, node) in nodes.iter().enumerate() {
         assert_eq!(node.id.as_str(), format!("node-{}", i + 1));
-        assert_eq!(node.address, format!("localhost:{}", 9001 + i));
+        assert_eq!(node.address, format!("localhost:{}", 7001 + i));
         assert_eq!(node.roles, NodeRole::ALL);
     }
     assert_eq!(config.performance.max_message_size, ByteSize(1_000_000));

@@ -28,7 +28,17 @@ fn config(default_cases: u32) -> ProptestConfig {
 /// The real keys of every section (`tests/refusals.rs` pins the same lists).
 const SECTIONS: &[(&str, &[&str])] = &[
     ("node", &["id", "bind", "port", "http_port", "grpc_port"]),
-    ("cluster", &["name", "nodes", "internal_port"]),
+    (
+        "cluster",
+        &[
+            "name",
+            "nodes",
+            "seeds",
+            "replication_factor",
+            "join_timeout",
+            "internal_port",
+        ],
+    ),
     (
         "performance",
         &[

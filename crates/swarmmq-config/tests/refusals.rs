@@ -278,6 +278,51 @@ fn cluster_nodes_well_formed() {
 }
 
 #[test]
+fn cluster_seeds_are_host_port() {
+    assert_snapshot!(invalid("cluster:\n  seeds: [\"127.0.0.1:7001\", foo]\n"), @r#"cluster.seeds[1]: "foo" is not host:port (no port)"#);
+    assert_snapshot!(invalid("cluster:\n  seeds: [\"h:99999\"]\n"), @r#"cluster.seeds[0]: "h:99999" is not host:port (the port must be 1 to 65535)"#);
+    assert_snapshot!(invalid("cluster:\n  seeds: [\":7000\"]\n"), @r#"cluster.seeds[0]: ":7000" is not host:port (no host)"#);
+    assert_snapshot!(yaml_err("cluster:\n  seeds: [7000]\n"), @"cluster.seeds[0]: invalid type: integer `7000`, expected a string");
+    assert_snapshot!(env_err(&[("SWARMMQ_CLUSTER_SEEDS", "h:1")]), @"env SWARMMQ_CLUSTER_SEEDS: cluster.seeds: is a list and cannot be set from the environment; set it in the config file");
+    let c =
+        Config::from_yaml_str("cluster:\n  seeds: [\"localhost:7001\", \"[::1]:7002\"]\n").unwrap();
+    c.validate().unwrap();
+    assert!(c.cluster.is_enabled());
+}
+
+#[test]
+fn cluster_replication_and_join_timeout_in_range() {
+    assert_snapshot!(invalid("cluster:\n  replication_factor: 0\n"), @"cluster.replication_factor: 0 is out of range 1..=7");
+    assert_snapshot!(invalid("cluster:\n  replication_factor: 8\n"), @"cluster.replication_factor: 8 is out of range 1..=7");
+    assert_snapshot!(invalid("cluster:\n  join_timeout: 0s\n"), @"cluster.join_timeout: must be more than 0s");
+    assert_snapshot!(invalid("cluster:\n  join_timeout: 30d\n"), @"cluster.join_timeout: must be at most 7d");
+    assert_snapshot!(yaml_err("cluster:\n  join_timeout: soon\n"), @r#"cluster.join_timeout: invalid value: string "soon", expected a duration"#);
+    let c =
+        Config::from_yaml_str("cluster:\n  replication_factor: 7\n  join_timeout: 1m\n").unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.cluster.replication_factor, Some(7));
+    assert_eq!(c.cluster.join_timeout, std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn own_cluster_entry_names_the_internal_port() {
+    let nodes = "  nodes:\n    - { id: node-1, address: \"127.0.0.1:7001\" }\n    - { id: node-2, address: \"127.0.0.1:7002\" }\n";
+    assert_snapshot!(invalid(&format!("cluster:\n{nodes}")), @r#"cluster.internal_port: 7000 differs from the port of this node's own entry cluster.nodes[0] (node-1 at "127.0.0.1:7001"); set cluster.internal_port to 7001"#);
+    assert_snapshot!(invalid(&format!("node:\n  id: node-2\ncluster:\n  internal_port: 7001\n{nodes}")), @r#"cluster.internal_port: 7001 differs from the port of this node's own entry cluster.nodes[1] (node-2 at "127.0.0.1:7002"); set cluster.internal_port to 7002"#);
+    Config::from_yaml_str(&format!(
+        "node:\n  id: node-2\ncluster:\n  internal_port: 7002\n{nodes}"
+    ))
+    .unwrap()
+    .validate()
+    .unwrap();
+    // A node not listed joins through them; its own port is free to choose.
+    Config::from_yaml_str(&format!("node:\n  id: node-9\ncluster:\n{nodes}"))
+        .unwrap()
+        .validate()
+        .unwrap();
+}
+
+#[test]
 fn non_loopback_bind_needs_tls_or_an_explicit_opt_out() {
     assert_snapshot!(invalid("node:\n  bind: 0.0.0.0\n"), @"node.bind: 0.0.0.0 is not a loopback address and TLS is not configured; set security.tls_cert and security.tls_key, or security.allow_insecure: true");
     for ok in [

@@ -31,10 +31,11 @@ pub enum Opcode {
     KeysStatus = 20,
     KeysRotate = 21,
     KeysRetire = 22,
+    ClusterStatus = 23,
 }
 
 impl Opcode {
-    pub const ALL: [Opcode; 22] = [
+    pub const ALL: [Opcode; 23] = [
         Opcode::Publish,
         Opcode::Pull,
         Opcode::Ack,
@@ -57,6 +58,7 @@ impl Opcode {
         Opcode::KeysStatus,
         Opcode::KeysRotate,
         Opcode::KeysRetire,
+        Opcode::ClusterStatus,
     ];
 
     pub fn as_u8(self) -> u8 {
@@ -544,6 +546,9 @@ pub enum Request {
     KeysRetire {
         id: u32,
     },
+    /// The cluster as this node sees it: members, their state and load, the metadata
+    /// leader and term.
+    ClusterStatus,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -572,6 +577,11 @@ pub enum Response {
     KeysStatus(KeysStatusResponse),
     KeysRotate(KeysRotateResponse),
     KeysRetire,
+    /// One JSON object (shape in docs/cluster.md); JSON rather than fields so that the
+    /// status can grow without a wire change.
+    ClusterStatus {
+        json: String,
+    },
     /// Any operation may be answered with an error instead.
     Error(ErrorResponse),
 }
@@ -601,6 +611,7 @@ impl Request {
             Request::KeysStatus => Opcode::KeysStatus,
             Request::KeysRotate => Opcode::KeysRotate,
             Request::KeysRetire { .. } => Opcode::KeysRetire,
+            Request::ClusterStatus => Opcode::ClusterStatus,
         }
     }
 }
@@ -631,6 +642,7 @@ impl Response {
             Response::KeysStatus(_) => Opcode::KeysStatus,
             Response::KeysRotate(_) => Opcode::KeysRotate,
             Response::KeysRetire => Opcode::KeysRetire,
+            Response::ClusterStatus { .. } => Opcode::ClusterStatus,
             Response::Error(_) => return None,
         })
     }

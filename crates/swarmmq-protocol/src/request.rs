@@ -182,7 +182,8 @@ fn put_request_body(
         | Request::Metadata
         | Request::ListGroups
         | Request::KeysStatus
-        | Request::KeysRotate => {}
+        | Request::KeysRotate
+        | Request::ClusterStatus => {}
     }
     Ok(())
 }
@@ -372,6 +373,7 @@ fn read_request_body(
         Opcode::KeysRetire => Request::KeysRetire {
             id: r.u32("key id")?,
         },
+        Opcode::ClusterStatus => Request::ClusterStatus,
     })
 }
 

@@ -15,7 +15,7 @@ use crate::header::check_body_len;
 use crate::keys::{put_keys_status, read_keys_status};
 use crate::pull_encoder::put_delivered_owned;
 use crate::reader::Reader;
-use crate::writer::{encode_frame, put_bool, put_count, put_str};
+use crate::writer::{encode_frame, put_bool, put_bytes, put_count, put_str};
 use crate::{
     AckResponse, AuthenticateResponse, DeliveredMessage, ErrorResponse, Flags, FrameHeader,
     HealthResponse, HeartbeatResponse, JoinGroupResponse, KeysRotateResponse, MetadataResponse,
@@ -163,6 +163,14 @@ fn put_response_body(
         Response::Authenticate(a) => put_str(out, "principal", &a.principal, text)?,
         Response::KeysStatus(s) => put_keys_status(out, s, limits)?,
         Response::KeysRotate(k) => out.put_u32(k.new_id),
+        Response::ClusterStatus { json } => {
+            put_bytes(
+                out,
+                "cluster status",
+                json.as_bytes(),
+                limits.max_frame_bytes,
+            )?;
+        }
         Response::Error(e) => put_error_body(out, e, limits)?,
     }
     Ok(())
@@ -277,6 +285,16 @@ fn read_response_body(
             new_id: r.u32("new key id")?,
         }),
         Opcode::KeysRetire => Response::KeysRetire,
+        Opcode::ClusterStatus => {
+            // `bytes` checks the length against the limit and the frame before any copy.
+            let raw = r.bytes("cluster status", limits.max_frame_bytes)?;
+            let json = std::str::from_utf8(&raw)
+                .map_err(|_| ProtocolError::InvalidUtf8 {
+                    field: "cluster status",
+                })?
+                .to_owned();
+            Response::ClusterStatus { json }
+        }
         Opcode::Metadata => {
             let cluster_name = r.string("cluster name", text)?;
             // No limit names a node count; the bytes left in the frame bound it.

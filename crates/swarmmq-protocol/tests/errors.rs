@@ -754,3 +754,39 @@ fn an_api_key_never_shows_in_debug_output() {
     assert!(!text.contains("topsecret"), "{text}");
     assert!(text.contains("redacted"), "{text}");
 }
+
+#[test]
+fn cluster_status_json_is_checked_utf8_bounded_by_the_frame() {
+    // Longer than max_text_bytes: the JSON is not a `string` field.
+    let json = format!("{{\"pad\":\"{}\"}}", "x".repeat(L.max_text_bytes as usize));
+    let resp = Response::ClusterStatus { json };
+    let mut out = BytesMut::new();
+    encode_response(5, Opcode::ClusterStatus, &resp, &L, &mut out).unwrap();
+    let f = FrameDecoder::new(&L).decode(&mut out).unwrap().unwrap();
+    assert_eq!(decode_response(&f.header, f.body, &L).unwrap(), resp);
+
+    let bad = frame(23, Flags::RESPONSE, 5, b"\x00\x00\x00\x02\xc3\x28");
+    let f = FrameDecoder::new(&L)
+        .decode(&mut bad.clone())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        decode_response(&f.header, f.body, &L),
+        Err(ProtocolError::InvalidUtf8 {
+            field: "cluster status"
+        })
+    );
+    // A length past the frame limit is refused before anything is copied.
+    let big = frame(23, Flags::RESPONSE, 5, b"\xff\xff\xff\xff");
+    let f = FrameDecoder::new(&L)
+        .decode(&mut big.clone())
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        decode_response(&f.header, f.body, &L),
+        Err(ProtocolError::TooLong {
+            field: "cluster status",
+            ..
+        })
+    ));
+}

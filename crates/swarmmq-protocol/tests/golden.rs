@@ -1219,3 +1219,26 @@ fn keys_retire_request_and_response() {
     ",
     );
 }
+
+#[test]
+fn cluster_status_request_and_response() {
+    golden_request(
+        23,
+        Request::ClusterStatus,
+        "
+        53 51 01 17 0000 0000 00000017 00000000  # header: ClusterStatus, request, cid 23, empty body
+    ",
+    );
+    golden_response(
+        23,
+        Opcode::ClusterStatus,
+        Response::ClusterStatus {
+            json: r#"{"term":0}"#.into(),
+        },
+        "
+        53 51 01 17 0001 0000 00000017 0000000e  # header: ClusterStatus, response, cid 23, 14 bytes
+        0000000a                                 # JSON, 10 bytes (u32 length: may pass max_text_bytes)
+        7b227465726d223a307d                     # '{\"term\":0}'
+    ",
+    );
+}

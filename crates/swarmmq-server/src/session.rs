@@ -368,6 +368,9 @@ async fn run_small(broker: &Broker, req: Request) -> Result<Response, RequestErr
         }
         Request::Health => Response::Health(admin::health(broker)),
         Request::Metadata => Response::Metadata(admin::metadata(broker)?),
+        Request::ClusterStatus => Response::ClusterStatus {
+            json: admin::cluster_status(broker)?,
+        },
         Request::KeysStatus => Response::KeysStatus(keys::status(broker).await?),
         Request::KeysRotate => Response::KeysRotate(keys::rotate(broker).await?),
         Request::KeysRetire { id } => {

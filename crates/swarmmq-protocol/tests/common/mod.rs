@@ -271,6 +271,7 @@ pub fn destination_request() -> impl Strategy<Value = Request> {
         text().prop_map(|name| Request::DescribeDestination { name }),
         Just(Request::Health),
         Just(Request::Metadata),
+        Just(Request::ClusterStatus),
     ]
 }
 
@@ -500,6 +501,7 @@ pub fn destination_response() -> impl Strategy<Value = Response> {
         any::<u64>().prop_map(|count| Response::Nack(AckResponse { count })),
         destination_info().prop_map(Response::CreateDestination),
         Just(Response::DeleteDestination),
+        "\\PC{0,200}".prop_map(|json| Response::ClusterStatus { json }),
         vec(destination_info(), 0..3).prop_map(Response::ListDestinations),
         destination_info().prop_map(Response::DescribeDestination),
         (text(), text(), text(), any::<u64>()).prop_map(|(status, node_id, version, uptime_ms)| {

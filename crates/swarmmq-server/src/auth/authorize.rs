@@ -36,6 +36,7 @@ fn need(req: &Request) -> Need<'_> {
         Request::ListDestinations
         | Request::DescribeDestination { .. }
         | Request::Metadata
+        | Request::ClusterStatus
         | Request::ListGroups
         | Request::DescribeGroup(_) => Need::AnyKey,
     }
@@ -189,6 +190,7 @@ mod tests {
             Request::KeysStatus,
             Request::KeysRotate,
             Request::KeysRetire { id: 2 },
+            Request::ClusterStatus,
         ]
     }
 
@@ -259,6 +261,7 @@ mod tests {
                 Opcode::ListDestinations
                 | Opcode::DescribeDestination
                 | Opcode::Metadata
+                | Opcode::ClusterStatus
                 | Opcode::ListGroups
                 | Opcode::DescribeGroup
                 | Opcode::Health
