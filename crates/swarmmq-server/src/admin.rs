@@ -66,6 +66,14 @@ pub(crate) fn metadata(broker: &Broker) -> Result<MetadataResponse, RequestError
 /// alive, its own metadata leader, term 0. Addresses it does not know (HTTP, internal)
 /// are empty strings, so readers can treat every field as always present.
 pub(crate) fn cluster_status(broker: &Broker) -> Result<String, RequestError> {
+    Ok(cluster_status_json(broker)?.to_string())
+}
+
+/// [`cluster_status`] as a JSON value; in cluster mode, the cluster runtime's view.
+pub(crate) fn cluster_status_json(broker: &Broker) -> Result<serde_json::Value, RequestError> {
+    if let Some(rt) = broker.cluster() {
+        return Ok(crate::cluster::status_json(&rt));
+    }
     let led: u64 = broker
         .list()?
         .iter()
@@ -96,5 +104,5 @@ pub(crate) fn cluster_status(broker: &Broker) -> Result<String, RequestError> {
             },
         }],
     });
-    Ok(status.to_string())
+    Ok(status)
 }

@@ -49,6 +49,8 @@ pub(crate) struct Broker {
     pub dlq_rx: Mutex<Option<tokio::sync::mpsc::Receiver<DeadLetter>>>,
     /// Connection timeouts and the budgets of log lines caused by bad input.
     pub guard: Guard,
+    /// Cluster mode: set once the node has joined; never set for a single node.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::ClusterRuntime>>,
 }
 
 /// Most bytes a record may take on disk beyond its message on the wire (length and
@@ -96,7 +98,9 @@ impl Broker {
                 &settings.data_dir,
             )),
             started: Instant::now(),
-            auto_create: settings.auto_create_destinations,
+            // In a cluster, destinations are created through the metadata group: a
+            // node never invents one locally.
+            auto_create: settings.auto_create_destinations && settings.cluster.is_none(),
             defaults: DestinationSpec {
                 partitions: settings.default_partitions,
                 retention_ms: settings.retention_age.map(|d| d.as_millis() as u64),
@@ -134,6 +138,7 @@ impl Broker {
             dlq_tx,
             dlq_rx: Mutex::new(Some(dlq_rx)),
             guard: Guard::new(settings.frame_timeout, settings.idle_timeout),
+            cluster: std::sync::OnceLock::new(),
         };
         broker.load_existing().await?;
         Ok(broker)
@@ -217,7 +222,28 @@ impl Broker {
         Ok(all)
     }
 
-    fn resolve_spec(
+    /// The cluster side of the node, in cluster mode.
+    pub fn cluster(&self) -> Option<Arc<crate::cluster::ClusterRuntime>> {
+        self.cluster.get().cloned()
+    }
+
+    pub(crate) fn set_cluster(&self, rt: Arc<crate::cluster::ClusterRuntime>) {
+        let _ = self.cluster.set(rt);
+    }
+
+    /// Appends waiting in every partition's writer queue.
+    pub fn queue_depth(&self) -> u64 {
+        self.list()
+            .map(|all| {
+                all.iter()
+                    .flat_map(|d| d.partitions.iter())
+                    .map(|p| p.queue_len() as u64)
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn resolve_spec(
         &self,
         req: &CreateDestinationRequest,
     ) -> Result<DestinationSpec, RequestError> {
@@ -298,6 +324,30 @@ impl Broker {
                 ),
             ));
         }
+        self.install(name.as_str(), spec).await
+    }
+
+    /// Creates a destination the cluster committed, with the cluster's settings.
+    pub(crate) async fn create_with_spec(
+        &self,
+        name: &str,
+        spec: DestinationSpec,
+    ) -> Result<Arc<Destination>, RequestError> {
+        let name = DestinationName::new(name)?;
+        let _guard = self.admin.lock().await;
+        if let Ok(existing) = self.get(name.as_str()) {
+            return Ok(existing);
+        }
+        self.install(name.as_str(), spec).await
+    }
+
+    /// Writes a new destination's settings and opens it; the caller holds `admin`.
+    async fn install(
+        &self,
+        name: &str,
+        spec: DestinationSpec,
+    ) -> Result<Arc<Destination>, RequestError> {
+        let name = DestinationName::new(name)?;
         let count = self.destinations.read().map_err(|_| lock_err())?.len();
         if count >= self.limits.max_destinations as usize {
             return Err(RequestError::new(

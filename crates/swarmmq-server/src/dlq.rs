@@ -116,7 +116,7 @@ fn header(name: &str, value: impl Into<String>) -> Header {
     }
 }
 
-async fn move_one(broker: &Broker, job: &DeadLetter) -> Result<(), RequestError> {
+async fn move_one(broker: &Arc<Broker>, job: &DeadLetter) -> Result<(), RequestError> {
     let dlq_name = DestinationName::new(job.dest.name.as_str())
         .ok()
         .and_then(|d| d.dlq())
@@ -170,24 +170,35 @@ async fn move_one(broker: &Broker, job: &DeadLetter) -> Result<(), RequestError>
     }
     if !messages.is_empty() {
         // The DLQ exists even where auto-create is off: it is part of the destination.
-        if broker.get(dlq_name.as_str()).is_err() {
-            let req = swarmmq_protocol::CreateDestinationRequest {
-                name: dlq_name.to_string(),
-                partitions: 1,
-                config: Default::default(),
-            };
-            broker.create(&req).await?;
-        }
+        let create = swarmmq_protocol::CreateDestinationRequest {
+            name: dlq_name.to_string(),
+            partitions: 1,
+            config: Default::default(),
+        };
         let req = PublishRequest {
             destination: dlq_name.to_string(),
             acks: Default::default(),
             partition: None,
             messages,
         };
-        publish::prepare(broker, req, 0)
-            .await?
-            .finish(&broker.metrics)
-            .await?;
+        if let Some(rt) = broker.cluster() {
+            // In a cluster the DLQ is a cluster destination, placed like any other.
+            if rt.topology().destination(dlq_name.as_str()).is_none() {
+                crate::cluster::create_destination(broker, &rt, &create).await?;
+            }
+            crate::cluster::prepare_publish(broker, &rt, req, 0)
+                .await?
+                .finish(&broker.metrics)
+                .await?;
+        } else {
+            if broker.get(dlq_name.as_str()).is_err() {
+                broker.create(&create).await?;
+            }
+            publish::prepare(broker, req, 0)
+                .await?
+                .finish(&broker.metrics)
+                .await?;
+        }
     }
     let range = SettleRange {
         start: job.start,

@@ -29,6 +29,9 @@ pub enum ServerError {
     /// A TLS file is missing or unusable; the text names the file and the reason.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The node cannot take its place in its cluster; the text says why.
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 impl ServerError {

@@ -27,6 +27,7 @@ pub(crate) fn router(state: HttpState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/v1/admin/cluster", get(cluster))
         .with_state(state)
 }
 
@@ -51,8 +52,24 @@ async fn health(State(s): State<HttpState>) -> Response {
         "destinations": destinations,
         "failed_partitions": broker.failures(),
         "disk_used_bytes": broker.disk_used(),
+        "cluster": broker.cluster().map(|rt| crate::cluster::health_json(&rt)),
     });
     (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// The cluster as this node sees it (one node, itself, when not in cluster mode).
+async fn cluster(State(s): State<HttpState>) -> Response {
+    let Some(broker) = s.broker.get() else {
+        let body = serde_json::json!({"status": "starting", "node_id": s.node_id});
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    };
+    match admin::cluster_status_json(broker) {
+        Ok(v) => (StatusCode::OK, axum::Json(v)).into_response(),
+        Err(e) => {
+            let body = serde_json::json!({"error": e.code.name(), "message": e.message});
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+        }
+    }
 }
 
 async fn metrics(State(s): State<HttpState>) -> Response {

@@ -10,6 +10,7 @@
 mod admin;
 mod auth;
 mod broker;
+mod cluster;
 mod dedup;
 mod destination;
 mod dlq;
@@ -21,6 +22,7 @@ mod http;
 mod key_files;
 mod keyring;
 mod keys;
+mod load;
 mod metrics;
 mod node;
 mod partition;

@@ -83,6 +83,8 @@ pub(crate) struct Metrics {
     pub errors: Family<CodeLabel, Counter>,
     /// Refused authentications and authorizations; reasons are a fixed set of labels.
     pub auth_failures: Family<ReasonLabel, Counter>,
+    /// What the node gossips as its load (cluster mode).
+    pub load: crate::load::LoadWindow,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -91,6 +93,14 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
 }
 
 impl Metrics {
+    pub fn published_total(&self) -> u64 {
+        self.load.published_total()
+    }
+
+    pub fn take_publish_p99_ms(&self) -> f64 {
+        self.load.take_p99_ms()
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("swarmmq");
         let m = Metrics {
@@ -116,6 +126,7 @@ impl Metrics {
             open_connections: Gauge::default(),
             errors: Family::default(),
             auth_failures: Family::default(),
+            load: crate::load::LoadWindow::new(),
             registry: Registry::default(),
         };
         registry.register(

@@ -149,6 +149,10 @@ impl Node {
         let mut settings = settings;
         settings.client_addr = client_addr;
         let broker = Arc::new(Broker::open(&settings, keys, Arc::clone(&metrics)).await?);
+        let cluster_stop = CancellationToken::new();
+        if settings.cluster.is_some() {
+            crate::cluster::start(&broker, &settings, http_addr, cluster_stop.clone()).await?;
+        }
         let _ = broker_cell.set(Arc::clone(&broker));
         client_addr = broker.client_addr;
         tracing::info!(node_id = %settings.node_id, client = %client_addr, http = %http_addr, data_dir = %settings.data_dir.display(), tls = tls.is_some(), mutual_tls = tls.as_ref().is_some_and(|t| t.mutual()), "node ready");
@@ -210,6 +214,10 @@ impl Node {
             let _ = retention.await;
             let _ = ticker.await;
             let _ = key_watch.await;
+            if let Some(rt) = broker.cluster() {
+                cluster_stop.cancel();
+                rt.shutdown().await;
+            }
             broker.shutdown().await;
             http_stop.cancel();
             let _ = http_task.await;

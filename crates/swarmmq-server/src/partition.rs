@@ -121,6 +121,13 @@ impl Partition {
         Ok(rx)
     }
 
+    /// Commands waiting in the writer's queue.
+    pub fn queue_len(&self) -> usize {
+        self.tx
+            .as_ref()
+            .map_or(0, |tx| tx.max_capacity() - tx.capacity())
+    }
+
     pub async fn command(&self, cmd: WriterCommand) -> bool {
         match &self.tx {
             Some(tx) => tx.send(cmd).await.is_ok(),

@@ -287,9 +287,9 @@ impl PendingPublish {
                 metrics.dedup_hits.get_or_create(&label).inc_by(duplicates);
             }
         }
-        metrics
-            .publish_latency
-            .observe(self.started.elapsed().as_secs_f64());
+        let elapsed = self.started.elapsed();
+        metrics.publish_latency.observe(elapsed.as_secs_f64());
+        metrics.load.record(self.stored_messages, elapsed);
         Ok(PublishResponse { runs })
     }
 }

@@ -31,6 +31,7 @@ use crate::pull;
 use crate::stream::SessionStream;
 
 mod authn;
+mod routed;
 
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -221,6 +222,7 @@ impl Session {
     async fn handle(&mut self, frame: Frame, permits: Vec<OwnedSemaphorePermit>) -> bool {
         let corr = frame.header.correlation_id;
         let opcode = frame.header.opcode;
+        let direct = frame.header.flags.contains(swarmmq_protocol::Flags::DIRECT);
         let request = match decode_request(&frame.header, frame.body, &self.broker.limits) {
             Ok(r) => r,
             Err(e) => {
@@ -250,6 +252,13 @@ impl Session {
             crate::auth::authorize(&request, self.principal.as_ref(), self.broker.auth.enabled)
         {
             return self.refuse_request(corr, op, e, permits).await;
+        }
+        if let Some(rt) = self.broker.cluster()
+            && routed::is_routed(&request)
+        {
+            self.handle_routed(rt, corr, op, request, direct, permits)
+                .await;
+            return true;
         }
         match request {
             Request::Authenticate(req) => {
@@ -337,7 +346,7 @@ impl Session {
     }
 }
 
-async fn run_small(broker: &Broker, req: Request) -> Result<Response, RequestError> {
+pub(crate) async fn run_small(broker: &Broker, req: Request) -> Result<Response, RequestError> {
     Ok(match req {
         Request::Ack(r) => Response::Ack(group_ops::ack(broker, r).await?),
         Request::Nack(r) => Response::Nack(group_ops::nack(broker, r).await?),
