@@ -210,6 +210,10 @@ pub struct ProduceArgs {
     /// Seal every payload with this end-to-end key file (see `swarmmq keys new-e2e`)
     #[arg(long, value_name = "FILE")]
     pub e2e_key: Option<PathBuf>,
+    /// Smart client: fetch cluster metadata and send each partition's messages straight
+    /// to its owner node (falls back to --node, which forwards, when the map is stale)
+    #[arg(long)]
+    pub smart: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

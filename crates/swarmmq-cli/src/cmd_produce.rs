@@ -113,7 +113,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         )),
         (None, None) => None,
     };
-    let mut config = ProducerConfig::default();
+    let mut config = ProducerConfig::default().smart(args.smart);
     if let Some(path) = &args.e2e_key {
         config.e2e_key = Some(std::sync::Arc::new(E2eKey::from_file(path)?));
     }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use swarmmq_protocol::{
-    AuthenticateRequest, FrameDecoder, Request, Response, decode_response, encode_request,
+    AuthenticateRequest, Flags, FrameDecoder, Request, Response, decode_response,
+    encode_request_flags,
 };
 use swarmmq_types::Limits;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
@@ -206,6 +207,16 @@ impl Connection {
     /// Queues a request and returns its answer's future; requests are written in the
     /// order `send` is called.
     pub async fn send(&self, req: &Request) -> Result<ResponseFuture, ClientError> {
+        self.send_flags(req, Flags::NONE).await
+    }
+
+    /// [`Connection::send`] with request flags: [`Flags::DIRECT`] asks the node to answer
+    /// `NOT_OWNER` instead of forwarding a request for a partition it does not own.
+    pub async fn send_flags(
+        &self,
+        req: &Request,
+        flags: Flags,
+    ) -> Result<ResponseFuture, ClientError> {
         if self.is_closed() {
             return Err(self.shared.lost());
         }
@@ -215,7 +226,7 @@ impl Connection {
             .map_err(|_| self.shared.lost())?;
         let corr = self.next_corr.fetch_add(1, Ordering::Relaxed);
         let mut frame = BytesMut::new();
-        encode_request(corr, req, &self.limits, &mut frame)
+        encode_request_flags(corr, req, flags, &self.limits, &mut frame)
             .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
         let (reply, rx) = oneshot::channel();
         self.shared

@@ -8,6 +8,13 @@
 //! original order, over a new connection, so what is acknowledged keeps the order it
 //! was sent in (a batch the node had already stored may be stored twice: delivery is
 //! at least once; message ids let the node drop such duplicates).
+//!
+//! With [`ProducerConfig::smart`] the producer routes by itself (see `routing`): each
+//! batch is split by partition and every part goes straight to the partition's owner
+//! with the DIRECT flag; receipts then resolve in send order per partition. A part the
+//! owner refuses (`NOT_OWNER`, `UNAVAILABLE`, an unknown partition) or cannot take (its
+//! connection failed) is routed again after a metadata refresh, and after a second such
+//! failure it goes through the bootstrap connection, which forwards it.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -17,7 +24,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use swarmmq_protocol::{Acks, Header, PublishMessage, PublishRequest, Request, Response};
+use swarmmq_protocol::{Acks, Flags, Header, PublishMessage, PublishRequest, Request, Response};
 use swarmmq_types::{MessageId, PartitionId, Priority};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -27,6 +34,7 @@ use crate::connection::Connection;
 use crate::e2e::{E2eKey, seal_message};
 use crate::error::ClientError;
 use crate::options::ConnectOptions;
+use crate::routing::{Route, Router, is_route_error, split_by_partition};
 
 #[derive(Clone, Debug)]
 pub struct ProducerConfig {
@@ -47,6 +55,21 @@ pub struct ProducerConfig {
     /// node stores and delivers ciphertext; see [`crate::E2eKey`]). Messages then always
     /// get an id, whatever `assign_ids` says: the id is bound to the ciphertext.
     pub e2e_key: Option<Arc<E2eKey>>,
+    /// Smart client: fetch the cluster's metadata and send each partition's messages
+    /// straight to its owner node (at most 16 extra connections, same TLS and API key).
+    /// Off: everything goes to the one node connected to, which forwards.
+    pub smart: bool,
+    /// A smart producer refetches metadata at least this often, besides on routing
+    /// errors (a destination re-created with more partitions gives no error).
+    pub metadata_max_age: Duration,
+}
+
+impl ProducerConfig {
+    /// Turns smart routing (the `smart` field) on or off.
+    pub fn smart(mut self, on: bool) -> Self {
+        self.smart = on;
+        self
+    }
 }
 
 impl Default for ProducerConfig {
@@ -61,6 +84,8 @@ impl Default for ProducerConfig {
             retry_timeout: Duration::from_secs(30),
             assign_ids: true,
             e2e_key: None,
+            smart: false,
+            metadata_max_age: Duration::from_secs(30),
         }
     }
 }
@@ -203,6 +228,13 @@ impl Producer {
             ));
         }
         let conn = Connection::connect(&options).await?;
+        let router = if config.smart {
+            let mut router = Router::new(options.clone(), config.metadata_max_age);
+            router.refresh(&conn).await;
+            Some(router)
+        } else {
+            None
+        };
         let (tx, rx) = mpsc::channel(1024);
         // Clamped: a semaphore panics past MAX_PERMITS (2^61), and a config may say more.
         let budget = Arc::new(Semaphore::new(
@@ -219,6 +251,7 @@ impl Producer {
             failing_since: None,
             resume_at: None,
             failures: 0,
+            router,
         };
         let task = tokio::spawn(pipeline.run(rx));
         Ok(Producer {
@@ -307,11 +340,40 @@ struct OpenBatch {
 struct Batch {
     request: Request,
     waiters: Vec<Waiter>,
+    target: Target,
 }
+
+/// Where a batch goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// As it is, through the bootstrap connection, no flags: every batch of a plain
+    /// producer, and a smart producer's fallback.
+    Bootstrap,
+    /// A smart producer's batch not yet split by partition; `attempt` counts direct
+    /// sends of its messages that failed on routing.
+    Unrouted { attempt: u8 },
+    /// One partition's part, sent with DIRECT to the partition's owner.
+    Direct { partition: PartitionId, attempt: u8 },
+}
+
+/// Direct sends of a message that may fail on routing before it goes the forwarding way.
+const DIRECT_ATTEMPTS: u8 = 2;
 
 struct InFlight {
     batch: Batch,
     answer: Pin<Box<dyn Future<Output = Result<Response, ClientError>> + Send>>,
+    /// The owner address a direct send went to; `None`: the bootstrap connection.
+    via: Option<String>,
+}
+
+/// What the smart dispatcher did with the front batch.
+enum Step {
+    /// Sent it or put something back in the queue: look at the front again.
+    Again,
+    /// It must wait for answers first.
+    Wait,
+    /// It goes through the bootstrap connection.
+    Bootstrap,
 }
 
 struct Pipeline {
@@ -327,6 +389,8 @@ struct Pipeline {
     /// No sending before this (backoff after a failure).
     resume_at: Option<Instant>,
     failures: u32,
+    /// Smart routing state; `None`: a plain producer.
+    router: Option<Router>,
 }
 
 async fn front_answer(in_flight: &mut VecDeque<InFlight>) -> Result<Response, ClientError> {
@@ -347,6 +411,9 @@ impl Pipeline {
                     let _ = f.send(Ok(()));
                 }
                 if !accepting {
+                    if let Some(r) = self.router.as_mut() {
+                        r.close();
+                    }
                     return;
                 }
             }
@@ -441,6 +508,11 @@ impl Pipeline {
                     messages: b.messages,
                 }),
                 waiters: b.waiters,
+                target: if self.router.is_some() {
+                    Target::Unrouted { attempt: 0 }
+                } else {
+                    Target::Bootstrap
+                },
             });
         }
     }
@@ -458,6 +530,13 @@ impl Pipeline {
             return;
         }
         while self.in_flight.len() < self.config.max_in_flight && !self.ready.is_empty() {
+            if self.router.is_some() {
+                match self.dispatch_smart().await {
+                    Step::Again => continue,
+                    Step::Wait => return,
+                    Step::Bootstrap => {}
+                }
+            }
             let conn = match &self.conn {
                 Some(c) if !c.is_closed() => c.clone(),
                 _ => match self.reconnect().await {
@@ -472,6 +551,7 @@ impl Pipeline {
                 Ok(fut) => self.in_flight.push_back(InFlight {
                     batch,
                     answer: Box::pin(fut.wait()),
+                    via: None,
                 }),
                 Err(e) if e.is_retriable() => {
                     self.ready.push_front(batch);
@@ -538,6 +618,20 @@ impl Pipeline {
         let Some(front) = self.in_flight.pop_front() else {
             return;
         };
+        if let Some(via) = front.via.clone() {
+            let failure = match &answer {
+                Ok(Response::Error(e)) => Some(ClientError::Server {
+                    code: e.code,
+                    message: e.message.clone(),
+                }),
+                Err(e) => Some(e.clone()),
+                Ok(_) => None,
+            };
+            if let Some(e) = failure.filter(is_route_error) {
+                self.on_route_error(front, &via, &e);
+                return;
+            }
+        }
         match answer {
             Ok(Response::Publish(resp)) => {
                 self.failing_since = None;
@@ -592,8 +686,351 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// Routes the front batch of a smart producer: splits a whole batch by partition,
+    /// sends a part straight to its owner, or says it goes through the bootstrap node.
+    async fn dispatch_smart(&mut self) -> Step {
+        self.refresh_if_due().await;
+        let Some(router) = self.router.as_mut() else {
+            return Step::Bootstrap;
+        };
+        let Some(front) = self.ready.front_mut() else {
+            return Step::Wait;
+        };
+        let Request::Publish(req) = &mut front.request else {
+            return Step::Bootstrap;
+        };
+        match front.target {
+            Target::Bootstrap => {
+                let destination = req.destination.clone();
+                if lane_busy(&self.in_flight, &destination, None, None) {
+                    Step::Wait
+                } else {
+                    Step::Bootstrap
+                }
+            }
+            Target::Unrouted { attempt } => {
+                let Some(n) = router.partitions(&req.destination) else {
+                    // Not in the map (not created yet: the node may auto-create it).
+                    // The node routes it; the map is fetched again for what follows.
+                    front.target = Target::Bootstrap;
+                    router.want_refresh();
+                    return Step::Again;
+                };
+                let keyless = router.keyless(&req.messages, n);
+                let parts = split_by_partition(&req.messages, n, keyless);
+                let Some(batch) = self.ready.pop_front() else {
+                    return Step::Wait;
+                };
+                for part in split_batch(batch, &parts, attempt).into_iter().rev() {
+                    self.ready.push_front(part);
+                }
+                Step::Again
+            }
+            Target::Direct { partition, .. } => {
+                let destination = req.destination.clone();
+                let route = router.route(&destination, partition).await;
+                let (conn, addr) = match route {
+                    Ok(Route::Direct { conn, addr }) => (conn, addr),
+                    Ok(Route::Bootstrap) => {
+                        // The owner is unknown or over the connection bound: the node
+                        // applies the same partition rules when told no partition.
+                        req.partition = None;
+                        front.target = Target::Bootstrap;
+                        return Step::Again;
+                    }
+                    Err(e) => {
+                        if let Some(batch) = self.ready.pop_front() {
+                            self.reroute(batch, &e);
+                        }
+                        return Step::Again;
+                    }
+                };
+                if lane_busy(&self.in_flight, &destination, Some(partition), Some(&addr)) {
+                    return Step::Wait;
+                }
+                let Some(batch) = self.ready.pop_front() else {
+                    return Step::Wait;
+                };
+                match conn.send_flags(&batch.request, Flags::DIRECT).await {
+                    Ok(fut) => self.in_flight.push_back(InFlight {
+                        batch,
+                        answer: Box::pin(fut.wait()),
+                        via: Some(addr),
+                    }),
+                    Err(e) if is_route_error(&e) => {
+                        if let Some(r) = self.router.as_mut() {
+                            r.drop_conn(&addr);
+                        }
+                        self.reroute(batch, &e);
+                    }
+                    Err(e) => fail(batch, &e),
+                }
+                Step::Again
+            }
+        }
+    }
+
+    /// Fetches metadata when the router wants it (rate-limited), over the bootstrap
+    /// connection or, when that is down, any owner connection.
+    async fn refresh_if_due(&mut self) {
+        let Some(router) = self.router.as_mut() else {
+            return;
+        };
+        if !router.refresh_due() {
+            return;
+        }
+        let conn = match &self.conn {
+            Some(c) if !c.is_closed() => Some(c.clone()),
+            _ => router.any_conn(),
+        };
+        match conn {
+            Some(c) => router.refresh(&c).await,
+            None => router.refresh_failed(),
+        }
+    }
+
+    /// A direct send failed on routing: this part and every later in-flight part of the
+    /// same partition (sent after it on the same connection) are routed again, in
+    /// order, after a metadata refresh.
+    fn on_route_error(&mut self, front: InFlight, via: &str, e: &ClientError) {
+        tracing::debug!(addr = via, error = %e, "direct publish refused; routing again");
+        if let Some(r) = self.router.as_mut()
+            && !matches!(e, ClientError::Server { .. })
+        {
+            r.drop_conn(via);
+        }
+        let lane = lane_of(&front.batch).map(|(d, p)| (d.to_string(), p));
+        let mut again = vec![front.batch];
+        let mut kept = VecDeque::with_capacity(self.in_flight.len());
+        for f in self.in_flight.drain(..) {
+            let same = match (&lane, lane_of(&f.batch)) {
+                (Some((d, p)), Some((fd, fp))) => d == fd && *p == fp,
+                _ => false,
+            };
+            if same {
+                again.push(f.batch);
+            } else {
+                kept.push_back(f);
+            }
+        }
+        self.in_flight = kept;
+        for b in again.into_iter().rev() {
+            self.reroute(b, e);
+        }
+    }
+
+    /// Puts a part that failed on routing back at the front of the queue: split again
+    /// by the (refreshed) map, or, once it has failed [`DIRECT_ATTEMPTS`] times, sent
+    /// as it is through the bootstrap connection.
+    fn reroute(&mut self, batch: Batch, e: &ClientError) {
+        if let Some(r) = self.router.as_mut() {
+            r.want_refresh();
+        }
+        let attempt = match batch.target {
+            Target::Direct { attempt, .. } | Target::Unrouted { attempt } => {
+                attempt.saturating_add(1)
+            }
+            Target::Bootstrap => DIRECT_ATTEMPTS,
+        };
+        let mut request = batch.request;
+        if let Request::Publish(req) = &mut request {
+            req.partition = None;
+        }
+        let target = if attempt >= DIRECT_ATTEMPTS {
+            tracing::debug!(error = %e, "routing through the bootstrap node");
+            Target::Bootstrap
+        } else {
+            Target::Unrouted { attempt }
+        };
+        self.ready.push_front(Batch {
+            request,
+            waiters: batch.waiters,
+            target,
+        });
+    }
+}
+
+/// The (destination, partition) a batch is bound to; partition `None`: the node picks.
+fn lane_of(batch: &Batch) -> Option<(&str, Option<PartitionId>)> {
+    let Request::Publish(req) = &batch.request else {
+        return None;
+    };
+    let partition = match batch.target {
+        Target::Direct { partition, .. } => Some(partition),
+        _ => None,
+    };
+    Some((req.destination.as_str(), partition))
+}
+
+/// Whether a send for `destination`/`partition` over `via` must wait: something for
+/// the same partition (or for a partition only the node knows) is in flight over
+/// another connection, and two connections do not keep order between them.
+fn lane_busy(
+    in_flight: &VecDeque<InFlight>,
+    destination: &str,
+    partition: Option<PartitionId>,
+    via: Option<&str>,
+) -> bool {
+    in_flight.iter().any(|f| {
+        let Some((d, p)) = lane_of(&f.batch) else {
+            return false;
+        };
+        let same_lane = d == destination && (p.is_none() || partition.is_none() || p == partition);
+        same_lane && f.via.as_deref() != via
+    })
+}
+
+/// Splits a whole batch into one part per partition (`parts` from
+/// `split_by_partition`), each with its messages and waiters in their original order.
+fn split_batch(batch: Batch, parts: &[(PartitionId, Vec<usize>)], attempt: u8) -> Vec<Batch> {
+    let Request::Publish(req) = batch.request else {
+        return vec![batch];
+    };
+    let messages = scatter(req.messages, parts);
+    let waiters = scatter(batch.waiters, parts);
+    parts
+        .iter()
+        .zip(messages.into_iter().zip(waiters))
+        .map(|((p, _), (messages, waiters))| Batch {
+            request: Request::Publish(PublishRequest {
+                destination: req.destination.clone(),
+                acks: req.acks,
+                partition: Some(*p),
+                messages,
+            }),
+            waiters,
+            target: Target::Direct {
+                partition: *p,
+                attempt,
+            },
+        })
+        .collect()
+}
+
+/// Moves `items` into groups by index lists (each index used once, groups keep the
+/// order of their indexes); an index not listed or out of range is dropped.
+fn scatter<T, P>(items: Vec<T>, parts: &[(P, Vec<usize>)]) -> Vec<Vec<T>> {
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    parts
+        .iter()
+        .map(|(_, idx)| {
+            idx.iter()
+                .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
+                .collect()
+        })
+        .collect()
+}
+
 fn fail(batch: Batch, e: &ClientError) {
     for w in batch.waiters {
         let _ = w.reply.send(Err(e.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use swarmmq_types::partition_for_key;
+
+    use super::*;
+
+    #[test]
+    fn scatter_moves_each_item_once_in_index_order() {
+        let items: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+        let parts = vec![(0u32, vec![1, 4]), (2, vec![0, 2, 5]), (3, vec![3, 9])];
+        let groups = scatter(items, &parts);
+        assert_eq!(
+            groups,
+            vec![vec!["m1", "m4"], vec!["m0", "m2", "m5"], vec!["m3"]]
+        );
+        // An index listed twice is used once.
+        let groups = scatter(vec![1, 2], &[((), vec![0, 0, 1])]);
+        assert_eq!(groups, vec![vec![1, 2]]);
+    }
+
+    #[tokio::test]
+    async fn a_split_batch_answers_every_waiter_with_its_own_receipt() {
+        let budget = Arc::new(Semaphore::new(100));
+        let keys = ["a", "b", "a", "c", "b", "a"];
+        let mut messages = Vec::new();
+        let mut waiters = Vec::new();
+        let mut receipts = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            let id = MessageId::Uuid([i as u8; 16]);
+            messages.push(PublishMessage {
+                id: Some(id.clone()),
+                key: Some(Bytes::from_static(k.as_bytes())),
+                headers: Vec::new(),
+                priority: 5,
+                deliver_at_ms: None,
+                ttl_ms: None,
+                payload: Bytes::from(format!("p{i}")),
+            });
+            let (reply, rx) = oneshot::channel();
+            let permit = Arc::clone(&budget).acquire_owned().await.unwrap();
+            waiters.push(Waiter {
+                reply,
+                id: Some(id),
+                _permit: permit,
+            });
+            receipts.push(ReceiptFuture(rx));
+        }
+        let parts = split_by_partition(&messages, 4, 0);
+        let batch = Batch {
+            request: Request::Publish(PublishRequest {
+                destination: "d".into(),
+                acks: Acks::All,
+                partition: None,
+                messages,
+            }),
+            waiters,
+            target: Target::Unrouted { attempt: 1 },
+        };
+        let split = split_batch(batch, &parts, 1);
+        assert_eq!(split.len(), parts.len());
+        // Answer each part as a node would: consecutive offsets from 100 * partition.
+        let mut pipeline_answers = Vec::new();
+        for b in split {
+            let Request::Publish(req) = &b.request else {
+                panic!("a publish")
+            };
+            let p = req.partition.unwrap();
+            assert_eq!(
+                b.target,
+                Target::Direct {
+                    partition: p,
+                    attempt: 1
+                }
+            );
+            assert_eq!(req.messages.len(), b.waiters.len());
+            for (m, w) in req.messages.iter().zip(&b.waiters) {
+                assert_eq!(m.id, w.id, "message and waiter stay paired");
+                assert_eq!(partition_for_key(m.key.as_ref().unwrap(), 4), p);
+            }
+            pipeline_answers.push((p, req.messages.len(), b.waiters));
+        }
+        for (p, n, waiters) in pipeline_answers {
+            for (i, w) in waiters.into_iter().enumerate() {
+                let _ = w.reply.send(Ok(Receipt {
+                    id: w.id.clone(),
+                    partition: p,
+                    offset: u64::from(p) * 100 + i as u64,
+                    duplicate: false,
+                }));
+            }
+            assert!(n > 0);
+        }
+        let mut next: HashMap<u32, u64> = HashMap::new();
+        for (i, r) in receipts.into_iter().enumerate() {
+            let r = r.await.unwrap();
+            assert_eq!(r.id, Some(MessageId::Uuid([i as u8; 16])), "receipt {i}");
+            assert_eq!(r.partition, partition_for_key(keys[i].as_bytes(), 4));
+            // In send order within each partition.
+            let want = next
+                .entry(r.partition)
+                .or_insert(u64::from(r.partition) * 100);
+            assert_eq!(r.offset, *want);
+            *want += 1;
+        }
     }
 }
