@@ -255,6 +255,85 @@ fn a_five_node_cluster_routes_from_any_node_and_survives_node_and_leader_loss() 
     ));
     assert_eq!(rest.trim(), "", "acknowledged messages came back");
 
+    // The route of a message is recorded when asked for: entry, forward hop, owner.
+    for (dest, smart) in [("routes-plain", false), ("routes-smart", true)] {
+        ok(&swarmmq(
+            &[
+                "topic",
+                "create",
+                dest,
+                "--partitions",
+                "6",
+                "--node",
+                &c.addr(1),
+            ],
+            None,
+        ));
+        let owners: Vec<String> = describe(&c, 1, dest)["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["leader"].as_str().unwrap().to_string())
+            .collect();
+        let input: String = (0..60).map(|i| format!("r-{i}\n")).collect();
+        for i in 0..6 {
+            // Keyed, so that several partitions (and owners) get some.
+            let key = format!("k{i}");
+            let entry = c.addr(1);
+            let mut args = vec![
+                "produce",
+                "--node",
+                &entry,
+                "-d",
+                dest,
+                "-H",
+                "x-swarmmq-route=yes",
+                "-k",
+                &key,
+            ];
+            if smart {
+                args.push("--smart");
+            }
+            ok(&swarmmq(&args, Some(input.as_bytes())));
+        }
+        let got = json_lines(&ok(&swarmmq(
+            &[
+                "consume",
+                "--node",
+                &c.addr(2),
+                "-d",
+                dest,
+                "--format",
+                "json",
+                "--max",
+                "360",
+                "--wait",
+                "3s",
+            ],
+            None,
+        )));
+        assert_eq!(got.len(), 360);
+        let mut forwarded_seen = 0;
+        for m in &got {
+            let route = m["headers"]["x-swarmmq-route"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let owner = &owners[m["partition"].as_u64().unwrap() as usize];
+            let expected = if smart || owner == "node-1" {
+                // Entered at the owner: the smart producer sends straight to it.
+                format!("entry={owner};owner={owner}")
+            } else {
+                forwarded_seen += 1;
+                format!("entry=node-1;forward=node-1>{owner};owner={owner}")
+            };
+            assert_eq!(route, expected, "{dest}: partition owned by {owner}");
+        }
+        if !smart {
+            eprintln!("{dest}: {forwarded_seen} of 360 messages were forwarded by node-1");
+        }
+    }
+
     // A SIGKILLed node is marked dead by every other node.
     let victim = 3;
     c.nodes[victim - 1].kill9();

@@ -61,6 +61,17 @@ pub(crate) fn status_json(rt: &ClusterRuntime) -> Value {
         .filter(|m| m.state == MemberState::Alive)
         .count();
     let healthy = raft.leader.is_some() && alive == nodes.len();
+    // What a re-placement over the live nodes would move (executed once partitions
+    // replicate; until then shown so an operator sees the effect of a lost node).
+    let live = rt.live_nodes();
+    let planned_moves: usize = topo
+        .destinations
+        .iter()
+        .map(|(name, d)| {
+            let rf = d.replicas.first().map_or(1, Vec::len);
+            swarmmq_cluster::placement::plan(name, &d.replicas, &live, rf).len()
+        })
+        .sum();
     json!({
         "cluster": rt.cluster_name,
         "node": rt.node_id,
@@ -69,6 +80,7 @@ pub(crate) fn status_json(rt: &ClusterRuntime) -> Value {
         "healthy": healthy,
         "voters": raft.voters,
         "learners": raft.learners,
+        "planned_moves": planned_moves,
         "nodes": nodes.into_values().collect::<Vec<_>>(),
     })
 }
