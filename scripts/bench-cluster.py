@@ -91,7 +91,9 @@ class Node:
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                sys.exit(f"{self.id} exited: see {self.log}")
+                with open(self.log) as f:
+                    tail = f.read()[-3000:]
+                sys.exit(f"{self.id} exited; its log ends:\n{tail}")
             if http_json(self.http, "/health"):
                 return time.time()
             time.sleep(0.02)

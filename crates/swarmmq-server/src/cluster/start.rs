@@ -182,20 +182,21 @@ pub(crate) async fn start(
     });
     tokio::spawn(link::serve(listener, link_cfg, handler, stop.clone()));
 
-    // The first voters are cluster.nodes; the lowest id proposes them, once.
-    if let Some(first) = cs.bootstrap.iter().map(|(id, _)| id.to_string()).min()
-        && first == node_id
-    {
-        let voters: Vec<(String, SocketAddr)> = cs
-            .bootstrap
-            .iter()
-            .map(|(id, a)| {
-                let addr = if id.as_str() == node_id { internal } else { *a };
-                (id.to_string(), addr)
-            })
-            .collect();
+    // The first voters are the (at most 5) lowest ids of cluster.nodes; the lowest
+    // proposes them, once. The others register and join as learners.
+    let mut founders: Vec<(String, SocketAddr)> = cs
+        .bootstrap
+        .iter()
+        .map(|(id, a)| {
+            let addr = if id.as_str() == node_id { internal } else { *a };
+            (id.to_string(), addr)
+        })
+        .collect();
+    founders.sort();
+    founders.truncate(swarmmq_cluster::metadata::MAX_VOTERS);
+    if founders.first().is_some_and(|(id, _)| *id == node_id) {
         rt.meta
-            .initialize(voters)
+            .initialize(founders)
             .await
             .map_err(|e| cluster_err(format!("metadata bootstrap: {e}")))?;
     }
