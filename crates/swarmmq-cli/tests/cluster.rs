@@ -163,9 +163,17 @@ fn a_five_node_cluster_routes_from_any_node_and_survives_node_and_leader_loss() 
     let mut c = TestCluster::start(5);
     let formed = c.wait_status(1, "5 alive nodes and a leader", |s| all_alive(s, 5));
     eprintln!("cluster formed (5 alive + leader seen by node-1) {formed:?} after the last start");
-    let (code, body) = http_get(c.node(2).http(), "/health").unwrap();
-    assert_eq!(code, 200);
-    let health: Value = serde_json::from_str(&body).unwrap();
+    // /health reports the cluster (a just-joined node may be `suspect` for a moment).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        let (code, body) = http_get(c.node(2).http(), "/health").unwrap();
+        assert_eq!(code, 200);
+        let health: Value = serde_json::from_str(&body).unwrap();
+        if health["cluster"]["state"] == "ok" || Instant::now() > deadline {
+            break health;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(health["cluster"]["state"], "ok", "{health}");
     assert_eq!(health["cluster"]["alive"], 5, "{health}");
     assert!(health["cluster"]["leader"].is_string(), "{health}");

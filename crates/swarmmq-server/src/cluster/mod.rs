@@ -249,6 +249,14 @@ impl ClusterRuntime {
                     Ok(r) => return Ok(r),
                     Err(e) => last = e,
                 },
+                // Not in the group yet (a node joining through seeds): any member
+                // passes the proposal on to its leader.
+                Err(ClusterError::NotLeader { leader: None }) => {
+                    match self.propose_through_peers(&cmd).await {
+                        Ok(r) => return Ok(r),
+                        Err(e) => last = e,
+                    }
+                }
                 Err(e) => last = e.to_string(),
             }
             if tokio::time::Instant::now() >= deadline {
@@ -259,6 +267,29 @@ impl ClusterRuntime {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    async fn propose_through_peers(&self, cmd: &MetaCommand) -> Result<MetaReply, String> {
+        let topo = self.topology();
+        let mut peers: Vec<(String, std::net::SocketAddr)> = topo
+            .nodes
+            .iter()
+            .filter(|(id, _)| !self.is_self(id))
+            .map(|(id, a)| (id.clone(), a.internal))
+            .collect();
+        for seed in &self.settings.seeds {
+            if !peers.iter().any(|(_, a)| a == seed) && *seed != self.addrs.internal {
+                peers.push((format!("seed {seed}"), *seed));
+            }
+        }
+        let mut last = String::from("no peer to ask");
+        for (id, addr) in peers {
+            match self.propose_at(&id, addr, cmd).await {
+                Ok(r) => return Ok(r),
+                Err(e) => last = format!("{id}: {e}"),
+            }
+        }
+        Err(last)
     }
 
     async fn propose_at(
