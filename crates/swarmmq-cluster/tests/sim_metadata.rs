@@ -42,7 +42,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::net::{TcpListener, TcpStream};
 
 /// Seeds run by default (CI).
-const DEFAULT_SEEDS: u64 = 20;
+const DEFAULT_SEEDS: u64 = 16;
 const NODES: usize = 5;
 const PORT: u16 = 7000;
 const MAX_FRAME: usize = 16 * 1024 * 1024;
