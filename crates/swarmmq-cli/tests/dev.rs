@@ -1,7 +1,6 @@
 //! `swarmmq dev` with real processes: it starts N healthy nodes, describes them in
 //! `cluster.json`, answers `cluster status`, and on SIGTERM stops every node it started
-//! and exits 0. Until the cluster runtime lands the nodes may run alone; the membership
-//! check runs only where `/v1/admin/cluster` is served.
+//! and exits 0; with 5 nodes every node sees 5 alive and one metadata leader.
 
 mod common;
 
@@ -84,16 +83,16 @@ fn wait_for_cluster_json(dev: &mut Dev, file: &Path, err_log: &Path) -> serde_js
 }
 
 #[test]
-fn dev_starts_three_nodes_and_stops_them_all_on_sigterm() {
+fn dev_starts_five_nodes_and_stops_them_all_on_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cluster");
-    let base = free_base_port(3);
+    let base = free_base_port(5);
     let err_log = tmp.path().join("dev.err");
     let child = Command::new(BIN)
         .args([
             "dev",
             "--nodes",
-            "3",
+            "5",
             "--base-port",
             &base.to_string(),
             "--dir",
@@ -113,7 +112,7 @@ fn dev_starts_three_nodes_and_stops_them_all_on_sigterm() {
 
     let json = wait_for_cluster_json(&mut dev, &dir.join("cluster.json"), &err_log);
     let nodes = json["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 3);
+    assert_eq!(nodes.len(), 5);
     dev.pids = nodes.iter().map(|n| n["pid"].as_u64().unwrap()).collect();
     assert!(
         !json.to_string().contains(
@@ -141,7 +140,7 @@ fn dev_starts_three_nodes_and_stops_them_all_on_sigterm() {
     assert_eq!(key_mode & 0o777, 0o600);
 
     // The status command answers through any node; with the cluster runtime every node
-    // sees all three alive and a leader.
+    // sees all five alive and a leader.
     let client = nodes[1]["client"].as_str().unwrap();
     let status = ok(&swarmmq(
         &["cluster", "status", "--node", client, "--format", "json"],
@@ -155,17 +154,27 @@ fn dev_starts_three_nodes_and_stops_them_all_on_sigterm() {
         text.starts_with("cluster swarmmq-dev  metadata leader "),
         "{text}"
     );
-    let http: SocketAddr = nodes[0]["http"].as_str().unwrap().parse().unwrap();
-    if let Some((200, body)) = http_get(http, "/v1/admin/cluster") {
-        let cluster: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert!(cluster["leader"].is_string(), "{body}");
-        let alive_nodes = cluster["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|n| n["state"] == "alive")
-            .count();
-        assert_eq!(alive_nodes, 3, "{body}");
+    // Every node sees all five alive and one metadata leader (a node that has just
+    // joined may be `suspect` for a moment, hence the short wait).
+    for n in nodes {
+        let http: SocketAddr = n["http"].as_str().unwrap().parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (code, body) = http_get(http, "/v1/admin/cluster").unwrap();
+            assert_eq!(code, 200, "{body}");
+            let cluster: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let alive_nodes = cluster["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| n["state"] == "alive")
+                .count();
+            if alive_nodes == 5 && cluster["leader"].is_string() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{body}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     let pid = dev.child.as_ref().unwrap().id();
