@@ -18,12 +18,16 @@
 mod durable;
 mod entry_index;
 mod error;
+mod group;
 mod log_store;
+mod network;
 mod state_machine;
 mod types;
 
 pub use error::ReplicationError;
+pub use group::{GroupSettings, GroupStatus, PartitionGroup};
 pub use log_store::{OpenReport, PartitionLogReader, PartitionLogStore};
+pub use network::{MAX_RPC_BYTES, ReplicaTransport};
 pub use state_machine::{
     CommitPoint, CommitWatch, PartitionSnapshot, PartitionSnapshotBuilder, PartitionStateMachine,
 };
