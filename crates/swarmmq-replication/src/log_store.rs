@@ -385,9 +385,6 @@ impl<C: PartitionTypes> Shared<C> {
                 .index
                 .read()
                 .map_err(|_| io::Error::other("partition raft index lock poisoned"))?;
-            // Bound the work before any allocation: the byte limit caps data entries, and
-            // this caps the metadata copied under the lock.
-            let end = end.min(start.saturating_add(64 * 1024));
             index.range(start, end)
         };
         let mut out = Vec::with_capacity(metas.len());
@@ -464,6 +461,39 @@ impl<C: PartitionTypes> RaftLogReader<C> for PartitionLogReader<C> {
     ) -> Result<Vec<C::Entry>, io::Error> {
         let shared = self.shared.clone();
         blocking(move || shared.read_entries(start, end, REPLICATION_READ_LIMIT)).await
+    }
+
+    /// Applying a long range (a restart re-applies from the log start) must not load the
+    /// whole partition into memory: entries are read in chunks of bounded bytes.
+    async fn entries_stream<RB>(
+        &mut self,
+        range: RB,
+    ) -> impl futures_util::Stream<Item = Result<C::Entry, io::Error>> + OptionalSend
+    where
+        RB: RangeBounds<u64> + Clone + Debug + OptionalSend,
+    {
+        use futures_util::StreamExt;
+        let (start, end) = bounds(&range);
+        let shared = self.shared.clone();
+        futures_util::stream::unfold(Some(start), move |next| {
+            let shared = shared.clone();
+            async move {
+                let from = next.filter(|n| *n < end)?;
+                let chunk =
+                    blocking(move || shared.read_entries(from, end, REPLICATION_READ_LIMIT)).await;
+                match chunk {
+                    Ok(entries) => {
+                        // An empty chunk means the log holds nothing more in the range.
+                        let after = entries.last().map(|e| e.index() + 1);
+                        let items: Vec<Result<C::Entry, io::Error>> =
+                            entries.into_iter().map(Ok).collect();
+                        Some((futures_util::stream::iter(items), after))
+                    }
+                    Err(e) => Some((futures_util::stream::iter(vec![Err(e)]), None)),
+                }
+            }
+        })
+        .flatten()
     }
 }
 
