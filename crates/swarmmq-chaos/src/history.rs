@@ -59,7 +59,11 @@ pub struct History {
     pub pulls: Vec<Pull>,
     pub acks: Vec<AckConfirmed>,
     pub truncated: bool,
+    #[serde(skip)]
     clock: u64,
+    /// Deliveries held in `pulls` (kept so the bound costs nothing per pull).
+    #[serde(skip)]
+    delivered: usize,
     #[serde(skip)]
     limit: usize,
 }
@@ -89,11 +93,11 @@ impl History {
     }
 
     pub fn push_pull(&mut self, p: Pull) {
-        let held: usize = self.pulls.iter().map(|p| p.deliveries.len()).sum::<usize>();
-        if held + p.deliveries.len() > self.limit {
+        if self.delivered + p.deliveries.len() > self.limit {
             self.truncated = true;
             return;
         }
+        self.delivered += p.deliveries.len();
         self.pulls.push(p);
     }
 
@@ -114,7 +118,7 @@ impl History {
     }
 
     pub fn deliveries(&self) -> usize {
-        self.pulls.iter().map(|p| p.deliveries.len()).sum()
+        self.delivered
     }
 }
 

@@ -26,14 +26,16 @@ pub fn render_text(r: &RunReport) -> String {
     for p in &r.producers {
         let _ = writeln!(
             out,
-            "  producer {}: {} created, {} acknowledged, {} failed sends, {} without receipt at the end, {} errors, longest unavailable {} ms{}",
+            "  producer {}: {} created, {} acknowledged ({} deduplicated), {} failed sends, {} without receipt at the end, {} errors, longest unavailable {} ms, longest send round {} ms{}",
             p.producer,
             p.created,
             p.acked,
+            p.dedup_receipts,
             p.failed_sends,
             p.unacked_at_end,
             p.errors,
             p.longest_unavailable_ms,
+            p.longest_round_ms,
             p.last_error
                 .as_deref()
                 .map(|e| format!(" (last error: {e})"))

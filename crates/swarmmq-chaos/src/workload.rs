@@ -52,8 +52,15 @@ pub struct ProducerStats {
     pub unacked_at_end: u64,
     pub errors: u64,
     pub reconnects: u64,
-    /// Longest time from a first failure to the next success.
+    /// Longest time from a first failure to the next success (failures the SDK
+    /// reported; what it retried by itself shows in `longest_round_ms`).
     pub longest_unavailable_ms: u64,
+    /// Longest send round, first send to last receipt: the SDK's own reconnects and
+    /// resends included, so a node that is down but back within the SDK's retry time
+    /// shows here and not as an error.
+    pub longest_round_ms: u64,
+    /// Receipts saying the node had the id already (a resend the node deduplicated).
+    pub dedup_receipts: u64,
     pub last_error: Option<String>,
 }
 
@@ -240,6 +247,7 @@ async fn produce(
         if round_seqs.is_empty() {
             continue;
         }
+        let round_started = Instant::now();
         let deadline = tokio::time::Instant::now() + config.call_timeout;
         let mut pending: Vec<(u64, Option<ReceiptFuture>)> = Vec::with_capacity(round_seqs.len());
         for s in round_seqs {
@@ -266,6 +274,7 @@ async fn produce(
             match result {
                 Ok(r) => {
                     stats.acked += 1;
+                    stats.dedup_receipts += u64::from(r.duplicate);
                     recorder.lock().push_acked(Acked {
                         id: message_id(p, s),
                         producer: p,
@@ -281,6 +290,11 @@ async fn produce(
                 }
             }
         }
+        let round_ms = round_started
+            .elapsed()
+            .as_millis()
+            .min(u128::from(u64::MAX)) as u64;
+        stats.longest_round_ms = stats.longest_round_ms.max(round_ms);
         match round_error {
             Some(e) => {
                 fail(&mut stats, &mut failing_since, e);
