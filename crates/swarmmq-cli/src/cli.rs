@@ -41,6 +41,8 @@ pub enum Command {
     Cluster(crate::cmd_cluster::ClusterArgs),
     /// Run a local development cluster: N nodes as separate processes on 127.0.0.1
     Dev(crate::cmd_dev::DevArgs),
+    /// Chaos testing: a local cluster under a seeded fault schedule, then a checker
+    Chaos(crate::cmd_chaos::ChaosArgs),
 }
 
 #[derive(Args, Debug)]

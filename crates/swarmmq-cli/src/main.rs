@@ -1,12 +1,13 @@
 //! The `swarmmq` binary: runs a node (`node`), talks to one (`produce`, `consume`,
 //! `topic`, `group`, `keys`, `auth`, `cluster`), measures one (`bench`), runs a local
-//! development cluster (`dev`), and makes development TLS certificates (`certs`). Every failure ends as one `error: ...` line on stderr and a
+//! development cluster (`dev`), tests one under faults (`chaos`), and makes development TLS certificates (`certs`). Every failure ends as one `error: ...` line on stderr and a
 //! non-zero exit status.
 
 mod bench;
 mod cli;
 mod cmd_auth;
 mod cmd_certs;
+mod cmd_chaos;
 mod cmd_cluster;
 mod cmd_consume;
 mod cmd_dev;
@@ -66,6 +67,7 @@ fn main() {
             Command::Certs(args) => cmd_certs::run(args),
             Command::Cluster(args) => cmd_cluster::run(args).await,
             Command::Dev(args) => cmd_dev::run(args).await,
+            Command::Chaos(args) => cmd_chaos::run(args).await,
         }
     });
     // Background tasks (a client's reader, say) must not keep the process alive.
