@@ -61,12 +61,11 @@ const COMMAND_DEADLINE: Duration = Duration::from_secs(4);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Standard Raft's election safety (one leader per term). The metadata group uses
-/// openraft's default leader ids, (term, node id) totally ordered, under which a term may
-/// legitimately have several leaders, the later (greater id) superseding the earlier;
-/// seed 0 shows it. So this is off, and the checker instead requires every node's view of
-/// the leader to only move forward, plus state agreement at every applied index. Turn it on
-/// if the type config switches to `openraft::impls::leader_id_std::LeaderId`.
-const STANDARD_ELECTION_SAFETY: bool = false;
+/// openraft's standard leader ids (`leader_id_std`), so it must hold. (Under openraft's
+/// default "advanced" leader ids a term may legitimately have several leaders, the
+/// greater id superseding; the checker's other rules, leader views only moving forward
+/// and state agreement at every applied index, hold either way.)
+const STANDARD_ELECTION_SAFETY: bool = true;
 
 const KIND_RAFT: u8 = 0;
 const KIND_PROPOSE: u8 = 1;

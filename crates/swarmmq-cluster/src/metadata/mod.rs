@@ -24,10 +24,12 @@ pub use state::ClusterState;
 
 openraft::declare_raft_types!(
     /// openraft's types for the metadata group: string node ids, members known by their
-    /// internal address.
+    /// internal address, and the standard leader id (at most one leader per term, the
+    /// classic Raft invariant the chaos checker and the simulation verify).
     pub(crate) TypeConfig:
         D = MetaCommand,
         R = MetaReply,
         NodeId = String,
         Node = PeerNode,
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, String>,
 );
