@@ -6,7 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use anyhow::Context;
 use swarmmq_config::Config;
-use swarmmq_server::ClusterSettings;
+use swarmmq_server::{ClusterSettings, ReplicationMode};
 
 /// `None` for a single node (no `cluster.nodes`, no seeds); otherwise the internal
 /// address (`node.bind:cluster.internal_port`), the seeds (`cluster.seeds` then the
@@ -45,6 +45,10 @@ pub fn cluster_settings(config: &Config) -> anyhow::Result<Option<ClusterSetting
         bootstrap,
         replication_factor: c.replication_factor,
         join_timeout: c.join_timeout,
+        replication: match c.replication {
+            swarmmq_config::ReplicationMode::None => ReplicationMode::None,
+            swarmmq_config::ReplicationMode::Raft => ReplicationMode::Raft,
+        },
     }))
 }
 
@@ -93,6 +97,17 @@ mod tests {
         assert_eq!(ports, [7009, 7001, 7003]);
         assert_eq!(s.replication_factor, Some(2));
         assert_eq!(s.join_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(s.replication, ReplicationMode::None);
+    }
+
+    #[test]
+    fn replication_raft_reaches_the_node_settings() {
+        let c = config(
+            "cluster:\n  replication: raft\n  seeds: [\"127.0.0.1:7001\"]\n  replication_factor: 3\n",
+        );
+        let s = cluster_settings(&c).unwrap().unwrap();
+        assert_eq!(s.replication, ReplicationMode::Raft);
+        assert_eq!(s.replication_factor, Some(3));
     }
 
     #[test]

@@ -110,6 +110,17 @@ choice!(
     }
 );
 
+choice!(
+    /// How a cluster keeps copies of a partition.
+    ReplicationMode {
+        /// One copy, on the partition's owner (the first replica of its set).
+        None => "none",
+        /// Every replica of the set holds the partition; each partition is a Raft
+        /// group and a publish is acknowledged once a majority has it.
+        Raft => "raft",
+    }
+);
+
 impl NodeRole {
     /// Every role; the default of a cluster node that names none.
     pub const ALL: [NodeRole; 3] = [NodeRole::Producer, NodeRole::Consumer, NodeRole::Router];
@@ -130,6 +141,7 @@ mod tests {
         }
         assert_eq!(FsyncPolicy::EXPECTED, "always, interval, never");
         assert_eq!(LogFormat::EXPECTED, "text, json");
+        assert_eq!(ReplicationMode::EXPECTED, "none, raft");
         assert_eq!(
             "Always".parse::<FsyncPolicy>().unwrap_err().to_string(),
             r#"unknown value "Always", expected one of always, interval, never"#

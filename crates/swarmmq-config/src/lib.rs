@@ -19,7 +19,7 @@ mod tree;
 mod validate;
 
 pub use byte_size::ByteSize;
-pub use choices::{FsyncPolicy, LogFormat, NodeRole};
+pub use choices::{FsyncPolicy, LogFormat, NodeRole, ReplicationMode};
 pub use config::{API_KEYS_FILE_NAME, Config, FRAME_OVERHEAD, MAX_FILE_BYTES, process_env};
 pub use error::{ConfigError, Origin};
 pub use master_key::MasterKey;

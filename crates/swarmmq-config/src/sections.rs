@@ -9,7 +9,7 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 use swarmmq_types::NodeId;
 
-use crate::{ByteSize, FsyncPolicy, LogFormat, MasterKey, NodeRole};
+use crate::{ByteSize, FsyncPolicy, LogFormat, MasterKey, NodeRole, ReplicationMode};
 
 /// `node`: who this node is and where it listens.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -62,6 +62,9 @@ pub struct ClusterSection {
     pub seeds: Vec<String>,
     /// Replicas per partition, 1 to 7. Default none: min(3, nodes).
     pub replication_factor: Option<u32>,
+    /// How partitions are copied: `none` (only the owner holds data) or `raft` (each
+    /// partition is a Raft group over its replica set). Default `none`.
+    pub replication: ReplicationMode,
     /// A node with only seeds that reaches none within this gives up. Default 10s.
     #[serde(with = "humantime_serde")]
     pub join_timeout: Duration,
@@ -77,6 +80,7 @@ impl Default for ClusterSection {
             nodes: Vec::new(),
             seeds: Vec::new(),
             replication_factor: None,
+            replication: ReplicationMode::None,
             join_timeout: Duration::from_secs(10),
             internal_port: 7000,
         }

@@ -289,6 +289,12 @@ impl Config {
                 format!("{rf} is out of range 1..={MAX_REPLICATION_FACTOR}"),
             );
         }
+        if self.cluster.replication == crate::ReplicationMode::Raft && !self.cluster.is_enabled() {
+            return refuse(
+                "cluster.replication",
+                "raft needs cluster mode: list cluster.nodes or cluster.seeds",
+            );
+        }
         let join = self.cluster.join_timeout;
         if join.is_zero() {
             return refuse("cluster.join_timeout", "must be more than 0s");

@@ -21,6 +21,7 @@ fn defaults_equal_the_documented_defaults() {
     assert_eq!(c.cluster.internal_port, 7000);
     assert!(c.cluster.seeds.is_empty());
     assert_eq!(c.cluster.replication_factor, None);
+    assert_eq!(c.cluster.replication, swarmmq_config::ReplicationMode::None);
     assert_eq!(c.cluster.join_timeout, Duration::from_secs(10));
     assert!(!c.cluster.is_enabled());
 

@@ -305,6 +305,25 @@ fn cluster_replication_and_join_timeout_in_range() {
 }
 
 #[test]
+fn cluster_replication_is_a_word_and_raft_needs_cluster_mode() {
+    assert_snapshot!(yaml_err("cluster:\n  replication: paxos\n"), @r#"cluster.replication: unknown value "paxos", expected one of none, raft"#);
+    assert_snapshot!(env_err(&[("SWARMMQ_CLUSTER_REPLICATION", "Raft")]), @r#"env SWARMMQ_CLUSTER_REPLICATION: cluster.replication: unknown value "Raft", expected one of none, raft"#);
+    assert_snapshot!(invalid("cluster:\n  replication: raft\n"), @"cluster.replication: raft needs cluster mode: list cluster.nodes or cluster.seeds");
+    let c = Config::from_yaml_str(
+        "cluster:\n  replication: raft\n  replication_factor: 3\n  seeds: [\"127.0.0.1:7001\"]\n",
+    )
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.cluster.replication, swarmmq_config::ReplicationMode::Raft);
+    let c = Config::load(
+        None,
+        [("SWARMMQ_CLUSTER_REPLICATION".to_owned(), "none".to_owned())],
+    )
+    .unwrap();
+    assert_eq!(c.cluster.replication, swarmmq_config::ReplicationMode::None);
+}
+
+#[test]
 fn own_cluster_entry_names_the_internal_port() {
     let nodes = "  nodes:\n    - { id: node-1, address: \"127.0.0.1:7001\" }\n    - { id: node-2, address: \"127.0.0.1:7002\" }\n";
     assert_snapshot!(invalid(&format!("cluster:\n{nodes}")), @r#"cluster.internal_port: 7000 differs from the port of this node's own entry cluster.nodes[0] (node-1 at "127.0.0.1:7001"); set cluster.internal_port to 7001"#);

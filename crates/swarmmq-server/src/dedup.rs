@@ -119,9 +119,11 @@ impl DedupIndex {
         // Dropping the sender tells waiting duplicates the first copy failed.
     }
 
-    /// Records an id found in the log while rebuilding after a restart.
+    /// Records an id found in the log (rebuilding after a restart, or committed by a
+    /// partition's Raft group). An id the index holds already is left as it is: its
+    /// own publish (pending or stored) answers for it.
     pub fn insert_stored(&mut self, id: MessageId, at: Stored, ts_ms: i64, now_ms: i64) {
-        if ts_ms.saturating_add(self.window_ms) <= now_ms {
+        if ts_ms.saturating_add(self.window_ms) <= now_ms || self.map.contains_key(&id) {
             return;
         }
         self.insert(id, Entry::Stored { at, ts_ms }, ts_ms);

@@ -37,4 +37,4 @@ mod writer;
 
 pub use error::{RequestError, ServerError};
 pub use node::{Node, RunningNode};
-pub use settings::{ClusterSettings, NodeSettings};
+pub use settings::{ClusterSettings, NodeSettings, ReplicationMode};

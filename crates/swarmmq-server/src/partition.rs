@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use swarmmq_storage::{EncodedBatch, LogReader};
+use swarmmq_replication::PartitionGroup;
+use swarmmq_storage::{EncodedBatch, LogReader, PartitionLog};
 use swarmmq_types::{ErrorCode, PartitionId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,6 +25,32 @@ pub(crate) enum WriterCommand {
     Barrier { done: oneshot::Sender<()> },
     /// Finish queued appends, fsync, and stop.
     Shutdown { done: oneshot::Sender<()> },
+    /// Finish queued appends, fsync, stop, and hand the log over (to the partition's
+    /// Raft group, which owns it from then on: ADR 0009).
+    Handover {
+        done: oneshot::Sender<Option<PartitionLog>>,
+    },
+}
+
+/// One batch on its way into a replicated partition's Raft group.
+pub(crate) struct Proposal {
+    pub batch: EncodedBatch,
+    pub done: oneshot::Sender<Result<u64, RequestError>>,
+}
+
+/// A partition whose log belongs to its Raft group: appends are proposals, and only
+/// the group's leader serves consumers.
+pub(crate) struct Replicated {
+    pub node_id: String,
+    pub group: Arc<PartitionGroup>,
+    /// Into the task that proposes batches in the order they were queued.
+    pub proposals: mpsc::Sender<Proposal>,
+}
+
+impl Replicated {
+    pub fn is_leader(&self) -> bool {
+        self.group.status().leader.as_deref() == Some(self.node_id.as_str())
+    }
 }
 
 pub(crate) struct Partition {
@@ -38,6 +65,8 @@ pub(crate) struct Partition {
     size_bytes: AtomicU64,
     /// Set once the log fails (poisoned fsync, corruption); the partition then refuses work.
     failure: Mutex<Option<String>>,
+    /// Set once the partition's Raft group owns the log (cluster.replication: raft).
+    replicated: std::sync::RwLock<Option<Arc<Replicated>>>,
 }
 
 impl Partition {
@@ -56,6 +85,7 @@ impl Partition {
             reader: Some(reader),
             tx: Some(tx),
             failure: Mutex::new(None),
+            replicated: std::sync::RwLock::new(None),
         }
     }
 
@@ -70,6 +100,7 @@ impl Partition {
             start_offset: AtomicU64::new(0),
             size_bytes: AtomicU64::new(0),
             failure: Mutex::new(Some(reason)),
+            replicated: std::sync::RwLock::new(None),
         }
     }
 
@@ -106,13 +137,45 @@ impl Partition {
         })
     }
 
+    /// The Raft group that owns this partition's log, once it runs.
+    pub fn replicated(&self) -> Option<Arc<Replicated>> {
+        match self.replicated.read() {
+            Ok(r) => r.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn set_replicated(&self, r: Option<Arc<Replicated>>) {
+        match self.replicated.write() {
+            Ok(mut g) => *g = r,
+            Err(p) => *p.into_inner() = r,
+        }
+    }
+
+    /// Whether this node serves consumers of the partition: always, unless the
+    /// partition is replicated and another replica leads it (delivery state lives with
+    /// the leader).
+    pub fn serving(&self) -> bool {
+        self.replicated().is_none_or(|r| r.is_leader())
+    }
+
     /// Queues a batch behind earlier ones (waiting while the queue is full: this is the
-    /// publish backpressure) and returns where its base offset will arrive.
+    /// publish backpressure) and returns where its base offset will arrive. On a
+    /// replicated partition the batch is proposed to its Raft group instead, and the
+    /// offset arrives once a majority holds it.
     pub async fn enqueue(
         &self,
         batch: EncodedBatch,
     ) -> Result<oneshot::Receiver<Result<u64, RequestError>>, RequestError> {
         self.check()?;
+        if let Some(r) = self.replicated() {
+            let (done, rx) = oneshot::channel();
+            r.proposals
+                .send(Proposal { batch, done })
+                .await
+                .map_err(|_| RequestError::shutting_down())?;
+            return Ok(rx);
+        }
         let tx = self.tx.as_ref().ok_or_else(RequestError::shutting_down)?;
         let (done, rx) = oneshot::channel();
         tx.send(WriterCommand::Append { batch, done })

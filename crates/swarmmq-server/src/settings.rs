@@ -77,6 +77,19 @@ pub struct ClusterSettings {
     pub replication_factor: Option<u32>,
     /// A node given only seeds that cannot reach any within this gives up starting.
     pub join_timeout: Duration,
+    /// How partitions are copied between the nodes of their replica set.
+    pub replication: ReplicationMode,
+}
+
+/// `cluster.replication`: whether partitions are Raft groups over their replica sets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplicationMode {
+    /// Only a partition's owner (first replica) holds its data (ADR 0008).
+    #[default]
+    None,
+    /// Each partition with more than one replica is a Raft group over its replica set
+    /// (ADR 0009); a publish is acknowledged once a majority holds it.
+    Raft,
 }
 
 impl NodeSettings {

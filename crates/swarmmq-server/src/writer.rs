@@ -163,6 +163,15 @@ pub(crate) async fn run(
                 let _ = done.send(());
                 return;
             }
+            WriterCommand::Handover { done } => {
+                settle_sync(&mut log, &ctx, &mut syncing).await;
+                let (log, synced) = blocking(log, &ctx, |l| l.sync()).await;
+                // A log whose last sync failed is not handed on: the partition has
+                // failed (see `blocking`) and stays failed.
+                let log = log.filter(|_| matches!(synced, Some(Ok(()))));
+                let _ = done.send(log);
+                return;
+            }
         }
     }
     // Every sender is gone: the node is stopping. Make what was written durable.

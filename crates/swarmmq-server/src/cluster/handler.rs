@@ -3,18 +3,21 @@
 //! node a client is connected to.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use swarmmq_cluster::ClusterError;
 use swarmmq_cluster::link::{
-    HandlerFuture, Hello, KIND_FORWARD, KIND_META, KIND_RAFT, LinkHandler, StartFuture,
+    HandlerFuture, Hello, KIND_FORWARD, KIND_META, KIND_PARTITION_RAFT, KIND_RAFT, LinkHandler,
+    StartFuture, decode_group_frame,
 };
 use swarmmq_cluster::metadata::MetaCommand;
 use swarmmq_protocol::{PublishRequest, Request, Response};
 use swarmmq_types::ErrorCode;
 use tokio_util::sync::CancellationToken;
 
+use super::replicas::{self, LocalRole};
 use super::{codec, route_admin, route_publish};
 use crate::broker::Broker;
 use crate::error::RequestError;
@@ -74,12 +77,22 @@ fn destination_of(req: &Request) -> Option<&str> {
     })
 }
 
+/// The first phase of a forwarded publish: run here, or passed on one hop.
+enum Started {
+    Local(crate::publish::PendingPublish),
+    Forwarded(Pin<Box<dyn Future<Output = Result<Response, RequestError>> + Send>>),
+}
+
 /// The owner's first phase of a forwarded publish: checked, stamped and queued in the
-/// order the entry node sent it.
+/// order the entry node sent it. For a replicated partition the owner is the group's
+/// leader: a follower passes the publish on to the leader it knows, once (only when it
+/// came from a node outside the replica set, so two replicas with stale views never
+/// bounce it between them), and otherwise answers NOT_OWNER naming the leader.
 async fn start_publish(
     broker: &Arc<Broker>,
+    from: &str,
     mut p: PublishRequest,
-) -> Result<crate::publish::PendingPublish, RequestError> {
+) -> Result<Started, RequestError> {
     let Some(rt) = broker.cluster() else {
         return Err(RequestError::new(
             ErrorCode::Internal,
@@ -93,23 +106,56 @@ async fn start_publish(
         ));
     };
     let topo = rt.topology();
-    let owner = topo
-        .destination(&p.destination)
-        .and_then(|d| d.owner(partition));
-    if owner.is_some_and(|o| o != rt.node_id) {
-        return Err(RequestError::new(
-            ErrorCode::NotOwner,
-            format!(
-                "node {} does not own partition {partition} of {:?} (its owner is {})",
-                rt.node_id,
-                p.destination,
-                owner.unwrap_or("unknown")
-            ),
-        ));
+    let dest = topo.destination(&p.destination);
+    if let Some(d) = dest
+        && rt.is_replicated(d, partition)
+    {
+        route_admin::ensure_local(broker, &p.destination).await?;
+        let role = replicas::local_role(broker, &p.destination, partition)?;
+        match &role {
+            LocalRole::Leader => {}
+            LocalRole::Follower(Some(leader))
+                if rt.is_alive(leader)
+                    && !d
+                        .replicas
+                        .get(partition as usize)
+                        .is_some_and(|set| set.iter().any(|n| n == from)) =>
+            {
+                let hop = format!("forward={}>{leader}", rt.node_id);
+                route_publish::stamp_route(&mut p.messages, &hop);
+                let wait = rt
+                    .forward_start(leader, &Request::Publish(p), super::FORWARD_TIMEOUT)
+                    .await?;
+                return Ok(Started::Forwarded(Box::pin(wait)));
+            }
+            _ => {
+                return Err(replicas::not_leader(
+                    &rt.node_id,
+                    &p.destination,
+                    partition,
+                    &role,
+                ));
+            }
+        }
+    } else {
+        let owner = dest.and_then(|d| d.owner(partition));
+        if owner.is_some_and(|o| o != rt.node_id) {
+            return Err(RequestError::new(
+                ErrorCode::NotOwner,
+                format!(
+                    "node {} does not own partition {partition} of {:?} (its owner is {})",
+                    rt.node_id,
+                    p.destination,
+                    owner.unwrap_or("unknown")
+                ),
+            ));
+        }
     }
     route_publish::stamp_route(&mut p.messages, &format!("owner={}", rt.node_id));
     route_admin::ensure_local(broker, &p.destination).await?;
-    crate::publish::prepare(broker, p, 0).await
+    crate::publish::prepare(broker, p, 0)
+        .await
+        .map(Started::Local)
 }
 
 impl LinkHandler for NodeHandler {
@@ -135,7 +181,7 @@ impl LinkHandler for NodeHandler {
 
     // The first phase yields the second on purpose (see `LinkHandler::handle`).
     #[allow(clippy::async_yields_async)]
-    fn handle(&self, _from: Arc<str>, kind: u8, payload: Bytes) -> StartFuture {
+    fn handle(&self, from: Arc<str>, kind: u8, payload: Bytes) -> StartFuture {
         let Some(broker) = self.broker.upgrade() else {
             return ready(Err("the node is stopping".into()));
         };
@@ -147,6 +193,20 @@ impl LinkHandler for NodeHandler {
                 let rest: HandlerFuture = Box::pin(async move {
                     rt.meta
                         .handle_rpc(&payload)
+                        .await
+                        .map(Bytes::from)
+                        .map_err(|e| e.to_string())
+                });
+                Box::pin(std::future::ready(rest))
+            }
+            KIND_PARTITION_RAFT => {
+                let rest: HandlerFuture = Box::pin(async move {
+                    let (id, body) = decode_group_frame(&payload).map_err(|e| e.to_string())?;
+                    let group = rt.replicas.get(id).ok_or_else(|| {
+                        format!("partition group {id} does not run on {}", rt.node_id)
+                    })?;
+                    group
+                        .handle_rpc(&body)
                         .await
                         .map(Bytes::from)
                         .map_err(|e| e.to_string())
@@ -188,12 +248,16 @@ impl LinkHandler for NodeHandler {
                     };
                     let op = req.opcode();
                     match req {
-                        Request::Publish(p) => match start_publish(&broker, p).await {
-                            Ok(pending) => Box::pin(async move {
+                        Request::Publish(p) => match start_publish(&broker, &from, p).await {
+                            Ok(Started::Local(pending)) => Box::pin(async move {
                                 let r =
                                     pending.finish(&broker.metrics).await.map(Response::Publish);
                                 Ok(codec::response_frame(op, r, &limits))
-                            }) as HandlerFuture,
+                            })
+                                as HandlerFuture,
+                            Ok(Started::Forwarded(wait)) => Box::pin(async move {
+                                Ok(codec::response_frame(op, wait.await, &limits))
+                            }),
                             Err(e) => Box::pin(std::future::ready(Ok(codec::response_frame(
                                 op,
                                 Err(e),

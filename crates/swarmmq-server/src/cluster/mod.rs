@@ -3,12 +3,15 @@
 //! destinations locally, and routes every client request to the node that owns its
 //! partition, over the internal link.
 //!
-//! Until partition replication exists each partition lives on the first node of its
-//! replica set (its owner); every node accepts every request and forwards what it does
-//! not own. Ownership comes from Raft; liveness from gossip only decides whether to try.
+//! With `cluster.replication: none` each partition lives on the first node of its
+//! replica set (its owner); with `raft` each partition of several replicas is a Raft
+//! group over them and its leader serves it (`replicas`). Every node accepts every
+//! request and forwards what it does not serve. Ownership comes from Raft; liveness
+//! from gossip only decides whether to try.
 
 mod codec;
 mod handler;
+mod replicas;
 mod route_admin;
 mod route_consume;
 mod route_publish;
@@ -32,6 +35,7 @@ use crate::error::RequestError;
 use crate::settings::ClusterSettings;
 
 pub(crate) use handler::NodeHandler;
+pub(crate) use replicas::Replicas;
 pub(crate) use route_admin::{create as create_destination, route_admin};
 pub(crate) use route_consume::{route_consume, route_pull};
 pub(crate) use route_publish::prepare_publish;
@@ -56,6 +60,8 @@ pub(crate) struct ClusterRuntime {
     /// publish never delays a heartbeat.
     pub control_link: Arc<LinkPool>,
     pub meta: Arc<MetadataRaft>,
+    /// The partition Raft groups this node takes part in (`cluster.replication: raft`).
+    pub replicas: Replicas,
     /// Gossip; taken out at shutdown (stopping it consumes it).
     membership: std::sync::Mutex<Option<Membership>>,
     /// Whether an unknown destination is created on first publish.
@@ -99,6 +105,37 @@ impl ClusterRuntime {
 
     pub fn is_self(&self, node: &str) -> bool {
         node == self.node_id
+    }
+
+    /// Whether a partition is a Raft group (replication on, more than one replica).
+    pub fn is_replicated(&self, dest: &DestTopology, p: swarmmq_types::PartitionId) -> bool {
+        replicas::is_replicated(self.replicas.mode, dest, p)
+    }
+
+    /// The destination as requests are routed: for a replicated partition, the replica
+    /// to ask first is its Raft leader as this node's own replica knows it (or the first
+    /// replica gossip does not call dead), so `owner()` names the node that serves it.
+    pub fn routed(&self, mut dest: DestTopology, name: &str) -> DestTopology {
+        if self.replicas.mode != crate::settings::ReplicationMode::Raft {
+            return dest;
+        }
+        for (p, set) in dest.replicas.iter_mut().enumerate() {
+            if set.len() < 2 {
+                continue;
+            }
+            let leader = self
+                .replicas
+                .leader_of(&replicas::group_id(name, p as swarmmq_types::PartitionId))
+                .filter(|l| set.contains(l) && self.is_alive(l))
+                .or_else(|| set.iter().find(|n| self.is_alive(n)).cloned());
+            if let Some(l) = leader
+                && let Some(i) = set.iter().position(|n| *n == l)
+            {
+                let first = set.remove(i);
+                set.insert(0, first);
+            }
+        }
+        dest
     }
 
     /// False only when gossip says the node is dead: a node gossip has not heard of
@@ -177,7 +214,10 @@ impl ClusterRuntime {
             return Ok(());
         };
         let topo = self.topology();
-        let Some(owner) = topo.destination(name).and_then(|d| d.owner(partition)) else {
+        let Some(dest) = topo.destination(name).map(|d| self.routed(d.clone(), name)) else {
+            return Ok(());
+        };
+        let Some(owner) = dest.owner(partition) else {
             return Ok(());
         };
         if self.is_self(owner) {
@@ -198,6 +238,7 @@ impl ClusterRuntime {
 
     /// Leaves the cluster's background work: Raft and gossip stop.
     pub async fn shutdown(&self) {
+        self.replicas.shutdown().await;
         self.meta.shutdown().await;
         let m = match self.membership.lock() {
             Ok(mut m) => m.take(),

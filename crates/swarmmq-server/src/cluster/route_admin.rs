@@ -27,7 +27,7 @@ pub(crate) fn known_destination(
     name: &str,
 ) -> Result<DestTopology, RequestError> {
     if let Some(d) = rt.topology().destination(name) {
-        return Ok(d.clone());
+        return Ok(rt.routed(d.clone(), name));
     }
     DestinationName::new(name)?;
     Err(RequestError::unknown_destination(name))

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use swarmmq_protocol::{Header, PublishRequest, PublishResponse, PublishRun, Request, Response};
 use swarmmq_types::{ErrorCode, MessageId, PartitionId, key_hash, partition_for_key};
 
+use super::replicas::{self, LocalRole};
 use super::{ClusterRuntime, DestTopology, FORWARD_TIMEOUT, route_admin};
 use crate::broker::Broker;
 use crate::error::RequestError;
@@ -123,7 +124,23 @@ pub(crate) async fn prepare_publish(
     let mut parts = Vec::with_capacity(by_partition.len());
     let single = by_partition.len() == 1;
     for (p, indexes) in by_partition {
-        let owner = dest.owner_of(&req.destination, p)?.to_string();
+        let mut owner = dest.owner_of(&req.destination, p)?.to_string();
+        if rt.is_replicated(&dest, p) && rt.is_self(&owner) {
+            // `owner` is this node's idea of the leader; check with its own replica.
+            route_admin::ensure_local(broker, &req.destination).await?;
+            match replicas::local_role(broker, &req.destination, p)? {
+                LocalRole::Leader => {}
+                LocalRole::Follower(Some(l)) if rt.is_alive(&l) => owner = l,
+                role => {
+                    return Err(replicas::not_leader(
+                        &rt.node_id,
+                        &req.destination,
+                        p,
+                        &role,
+                    ));
+                }
+            }
+        }
         let mut messages = if single {
             std::mem::take(&mut req.messages)
         } else {

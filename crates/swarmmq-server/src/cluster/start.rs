@@ -14,7 +14,7 @@ use swarmmq_cluster::metadata::{MetadataConfig, MetadataRaft, RaftTransport};
 use swarmmq_crypto::{ChannelKey, MasterKey};
 use tokio_util::sync::CancellationToken;
 
-use super::{ClusterRuntime, NodeAddrs, NodeHandler, Topology, sync};
+use super::{ClusterRuntime, NodeAddrs, NodeHandler, Replicas, Topology, sync};
 use crate::broker::Broker;
 use crate::error::ServerError;
 use crate::settings::NodeSettings;
@@ -117,6 +117,9 @@ pub(crate) async fn start(
     ));
     let control_link = Arc::new(LinkPool::new(Arc::clone(&link_cfg)));
     let data_link = LinkPool::new(Arc::clone(&link_cfg));
+    // Partition Raft traffic has its own connections: a large append never queues a
+    // metadata heartbeat or a forwarded publish behind it.
+    let replica_link = Arc::new(LinkPool::new(Arc::clone(&link_cfg)));
     if cs.bootstrap.is_empty() {
         join_check(&control_link, &cs.seeds, cs.join_timeout).await?;
     }
@@ -168,6 +171,7 @@ pub(crate) async fn start(
         data_link,
         control_link,
         meta: Arc::new(meta),
+        replicas: Replicas::new(cs.replication, replica_link),
         membership: std::sync::Mutex::new(Some(membership)),
         auto_create: settings.auto_create_destinations,
         limits: broker.limits.clone(),

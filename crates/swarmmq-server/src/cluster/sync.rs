@@ -163,6 +163,7 @@ pub(crate) async fn run(broker: Weak<Broker>, rt: Arc<ClusterRuntime>, stop: Can
         let now = topology_from(&state);
         rt.set_topology(now.clone());
         mirror(&broker, &before, &now).await;
+        super::replicas::ensure_groups(&broker, &rt, &now);
         before = now;
 
         if state.nodes.get(&rt.node_id) != Some(&me) {

@@ -23,6 +23,11 @@ pub(super) fn collect(
     }
     // Rotate by time so a member with several partitions does not favour the first.
     let first = (now_ms() / 10) as usize;
+    // A replicated partition is served by its leader only (it holds the delivery state).
+    let owned: Vec<PartitionId> = owned
+        .into_iter()
+        .filter(|p| ctx.dest.partition(*p).is_ok_and(|x| x.serving()))
+        .collect();
     let order = visit_order(ctx.req.partition, first, &owned);
     let mut last_err = None;
     for p in order {

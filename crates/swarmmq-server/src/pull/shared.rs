@@ -21,7 +21,10 @@ pub(super) fn collect(
     shared: &SharedGroup,
     fill: &mut Fill<'_>,
 ) -> Result<(), RequestError> {
-    let all: Vec<PartitionId> = (0..shared.len() as PartitionId).collect();
+    // A replicated partition is served by its leader only (it holds the delivery state).
+    let all: Vec<PartitionId> = (0..shared.len() as PartitionId)
+        .filter(|p| ctx.dest.partition(*p).is_ok_and(|x| x.serving()))
+        .collect();
     let order = visit_order(ctx.req.partition, shared.first_partition(), &all);
     let mut last_err = None;
     for p in order {
