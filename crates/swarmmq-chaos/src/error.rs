@@ -21,6 +21,8 @@ pub enum ChaosError {
         status: String,
         log: PathBuf,
     },
+    #[error("network namespaces: {0}")]
+    Netns(String),
     #[error("timed out: {0}")]
     Timeout(String),
     #[error("master key: {0}")]

@@ -1,14 +1,17 @@
 //! [`ClusterHarness`]: N real `swarmmq node` processes on 127.0.0.1, each with its own
 //! ports, config, data dir and log, sharing one master key; and the process faults the
 //! chaos run injects (SIGKILL and restart, SIGSTOP/SIGCONT, SIGTERM and restart), all
-//! by the PIDs it started. Dropping it kills every node it still runs.
+//! by the PIDs it started. With `netns`, each node runs in its own network namespace
+//! at its own address instead (see [`NetnsLab`]), and partitions become possible.
+//! Dropping it kills every node it still runs, then deletes the namespaces.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::ChaosError;
 use crate::http;
+use crate::netns::NetnsLab;
 use crate::process::{NodeProcess, NodeSpec};
 
 /// Probes of `/health` and `/v1/admin/cluster` give up after this (a paused node).
@@ -31,6 +34,9 @@ pub struct HarnessConfig {
     pub cluster_name: String,
     /// Longest wait for health after a (re)start, and for the cluster to form.
     pub start_timeout: Duration,
+    /// Run each node in its own network namespace (needs root and `ip`), which makes
+    /// [`ClusterHarness::partition`] possible.
+    pub netns: bool,
 }
 
 impl HarnessConfig {
@@ -41,6 +47,7 @@ impl HarnessConfig {
             dir: dir.into(),
             cluster_name: "swarmmq-chaos".to_string(),
             start_timeout: Duration::from_secs(60),
+            netns: false,
         }
     }
 }
@@ -113,7 +120,9 @@ pub async fn cluster_view(http_addr: SocketAddr) -> Option<ClusterView> {
 pub struct ClusterHarness {
     config: HarnessConfig,
     key_b64: String,
+    // Fields drop in order: the nodes are killed before their namespaces go.
     nodes: Vec<NodeProcess>,
+    netns: Option<NetnsLab>,
 }
 
 impl ClusterHarness {
@@ -131,7 +140,15 @@ impl ClusterHarness {
         let key =
             swarmmq_crypto::MasterKey::generate().map_err(|e| ChaosError::Key(e.to_string()))?;
         let key_b64 = key.to_base64().as_str().to_string();
-        let specs = layout(&config.dir, config.nodes)?;
+        let lab = if config.netns {
+            Some(NetnsLab::create(config.nodes)?)
+        } else {
+            None
+        };
+        let specs = match &lab {
+            Some(lab) => layout_netns(&config.dir, lab),
+            None => layout(&config.dir, config.nodes)?,
+        };
         for spec in &specs {
             write_config(spec, &specs, &config.cluster_name)?;
         }
@@ -140,6 +157,7 @@ impl ClusterHarness {
                 .into_iter()
                 .map(|s| NodeProcess::new(s, &config.binary))
                 .collect(),
+            netns: lab,
             config,
             key_b64,
         };
@@ -169,7 +187,33 @@ impl ClusterHarness {
         self.nodes.iter().map(|n| n.id().to_string()).collect()
     }
 
-    /// Every node's client address (`127.0.0.1:port`), in node order.
+    /// The network namespaces, in a `netns` run.
+    pub fn netns(&self) -> Option<&NetnsLab> {
+        self.netns.as_ref()
+    }
+
+    /// Cuts `minority` (0-based node indexes) off from the other nodes and from the
+    /// harness's own clients (the root namespace stays with the majority). Only in a
+    /// `netns` run.
+    pub fn partition(&mut self, minority: &[usize]) -> Result<(), ChaosError> {
+        self.netns
+            .as_mut()
+            .ok_or_else(|| {
+                ChaosError::Config("a partition needs network namespaces (--netns)".into())
+            })?
+            .partition(minority)
+    }
+
+    /// Ends a partition: every node can reach every other again.
+    pub fn heal_partition(&mut self) -> Result<(), ChaosError> {
+        match self.netns.as_mut() {
+            Some(lab) => lab.heal(),
+            None => Ok(()),
+        }
+    }
+
+    /// Every node's client address (`127.0.0.1:port`, or its namespace's address), in
+    /// node order.
     pub fn client_addrs(&self) -> Vec<String> {
         self.nodes
             .iter()
@@ -312,9 +356,11 @@ impl ClusterHarness {
         Ok(graceful)
     }
 
-    /// After faults: SIGCONT every paused node, start every node that is not running,
-    /// and wait until the cluster is whole again. Returns the nodes it had to start.
+    /// After faults: end any partition, SIGCONT every paused node, start every node
+    /// that is not running, and wait until the cluster is whole again. Returns the
+    /// nodes it had to start.
     pub async fn heal(&mut self) -> Result<Vec<String>, ChaosError> {
+        self.heal_partition()?;
         let mut started = Vec::new();
         for i in 0..self.nodes.len() {
             if self.nodes[i].is_paused() {
@@ -345,11 +391,17 @@ impl ClusterHarness {
         out
     }
 
-    /// SIGTERM to every node, up to `grace` for each to finish, SIGKILL for the rest.
-    pub async fn shutdown(&mut self, grace: Duration) {
+    /// SIGTERM to every node, up to `grace` for each to finish, SIGKILL for the rest;
+    /// then the namespaces, veths and bridges are deleted. Returns the deletions that
+    /// failed.
+    pub async fn shutdown(&mut self, grace: Duration) -> Vec<String> {
         for node in self.nodes.iter_mut() {
             node.terminate(grace).await;
         }
+        self.netns
+            .take()
+            .map(|mut lab| lab.cleanup())
+            .unwrap_or_default()
     }
 }
 
@@ -393,9 +445,35 @@ fn layout(dir: &Path, n: usize) -> Result<Vec<NodeSpec>, ChaosError> {
             data_dir: node_dir.join("data"),
             config: node_dir.join("config.yaml"),
             log: node_dir.join("node.log"),
+            netns: None,
         });
     }
     Ok(specs)
+}
+
+/// Ports inside every namespace: each node has its own address, so all can share them.
+const NETNS_PORTS: (u16, u16, u16, u16) = (7001, 7002, 7003, 7000);
+
+/// Every node at its namespace's address, on the same fixed ports.
+fn layout_netns(dir: &Path, lab: &NetnsLab) -> Vec<NodeSpec> {
+    let (client, http, grpc, internal) = NETNS_PORTS;
+    (0..lab.len())
+        .map(|i| {
+            let ip = IpAddr::V4(lab.node_ip(i));
+            let node_dir = dir.join(format!("node-{}", i + 1));
+            NodeSpec {
+                id: format!("node-{}", i + 1),
+                client: SocketAddr::new(ip, client),
+                http: SocketAddr::new(ip, http),
+                internal: SocketAddr::new(ip, internal),
+                grpc_port: grpc,
+                data_dir: node_dir.join("data"),
+                config: node_dir.join("config.yaml"),
+                log: node_dir.join("node.log"),
+                netns: Some(lab.namespace(i)),
+            }
+        })
+        .collect()
 }
 
 /// A YAML double-quoted scalar: JSON string escapes are valid YAML ones.
@@ -411,9 +489,10 @@ fn write_config(spec: &NodeSpec, all: &[NodeSpec], cluster: &str) -> Result<(), 
         .data_dir
         .to_str()
         .ok_or_else(|| ChaosError::Config(format!("{} is not UTF-8", spec.data_dir.display())))?;
+    let bind = spec.client.ip();
     let mut yaml = format!(
         "# Written by the swarmmq chaos harness.\n\
-         node:\n  id: {}\n  bind: 127.0.0.1\n  port: {}\n  http_port: {}\n  grpc_port: {}\n\
+         node:\n  id: {}\n  bind: {bind}\n  port: {}\n  http_port: {}\n  grpc_port: {}\n\
          cluster:\n  name: {}\n  internal_port: {}\n  nodes:\n",
         spec.id,
         spec.client.port(),
@@ -429,6 +508,11 @@ fn write_config(spec: &NodeSpec, all: &[NodeSpec], cluster: &str) -> Result<(), 
         ));
     }
     yaml.push_str(&format!("storage:\n  data_dir: {}\n", quoted(data_dir)));
+    if !bind.is_loopback() {
+        // A namespace's private link, reachable only from this host: TLS would add
+        // nothing the run checks.
+        yaml.push_str("security:\n  allow_insecure: true\n");
+    }
     std::fs::write(&spec.config, yaml)
         .map_err(|e| ChaosError::io(format!("cannot write {}", spec.config.display()), e))
 }
@@ -459,6 +543,21 @@ mod tests {
         let text = std::fs::read_to_string(&specs[1].config).unwrap();
         assert!(text.contains("id: node-2"), "{text}");
         assert!(text.contains(&format!("internal_port: {}", specs[1].internal.port())));
+
+        assert!(text.contains("bind: 127.0.0.1") && !text.contains("allow_insecure"));
+
+        // A namespace's address: bound there, and allowed without TLS.
+        let mut ns = specs.clone();
+        for (i, spec) in ns.iter_mut().enumerate() {
+            let ip: IpAddr = format!("10.213.9.{}", i + 1).parse().unwrap();
+            spec.client = SocketAddr::new(ip, 7001);
+            spec.internal = SocketAddr::new(ip, 7000);
+        }
+        write_config(&ns[1], &ns, "c").unwrap();
+        let text = std::fs::read_to_string(&ns[1].config).unwrap();
+        assert!(text.contains("bind: 10.213.9.2"), "{text}");
+        assert!(text.contains("allow_insecure: true"), "{text}");
+        assert!(text.contains("address: \"10.213.9.3:7000\""), "{text}");
 
         let v = ClusterView::parse(
             r#"{"node":"node-1","leader":"node-2","term":3,"nodes":[

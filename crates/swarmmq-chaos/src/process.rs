@@ -16,8 +16,9 @@ use crate::error::ChaosError;
 /// node the same port).
 const PASSED_ON: &[&str] = &["SWARMMQ_LOG_LEVEL", "SWARMMQ_LOG_FORMAT"];
 
-/// Where one node lives: ports on 127.0.0.1 and files. Fixed for the whole run, so a
-/// restarted node comes back at the same addresses on the same data.
+/// Where one node lives: its addresses (on 127.0.0.1, or its namespace's address in a
+/// `--netns` run) and files. Fixed for the whole run, so a restarted node comes back at
+/// the same addresses on the same data.
 #[derive(Clone, Debug)]
 pub struct NodeSpec {
     /// `node-1`, `node-2`, ...
@@ -29,6 +30,9 @@ pub struct NodeSpec {
     pub data_dir: PathBuf,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// The network namespace it runs in (started through `ip netns exec`, which execs
+    /// the node in place, so the PID is still the node's own).
+    pub netns: Option<String>,
 }
 
 /// A node's process (or its absence, between a kill and a restart).
@@ -73,7 +77,7 @@ impl NodeProcess {
         self.starts
     }
 
-    /// Starts `<binary> node --config <config>`, stdout and stderr appended to its log,
+    /// Starts `<binary> node --config <config>` (inside its namespace, if any), stdout and stderr appended to its log,
     /// the shared master key in `SWARMMQ_MASTER_KEY`. Does not wait for readiness.
     pub(crate) fn spawn(&mut self, master_key_b64: &str) -> Result<(), ChaosError> {
         if self.child.is_some() {
@@ -87,7 +91,14 @@ impl NodeProcess {
         let log2 = log
             .try_clone()
             .map_err(|e| ChaosError::io(format!("cannot open {}", self.spec.log.display()), e))?;
-        let mut cmd = Command::new(&self.binary);
+        let mut cmd = match &self.spec.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns.as_str()]).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
         cmd.arg("node")
             .arg("--config")
             .arg(&self.spec.config)

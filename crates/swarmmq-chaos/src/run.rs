@@ -50,6 +50,9 @@ pub struct ChaosConfig {
     /// Longest drain after the faults, once the cluster is healed.
     pub drain_timeout: Duration,
     pub keyed: bool,
+    /// Each node in its own network namespace (root and `ip` needed); required by
+    /// [`FaultKind::Partition`].
+    pub netns: bool,
 }
 
 impl ChaosConfig {
@@ -62,7 +65,7 @@ impl ChaosConfig {
             nodes: 5,
             duration: Duration::from_secs(120),
             fault_every: Duration::from_secs(10),
-            faults: FaultKind::ALL.to_vec(),
+            faults: FaultKind::PROCESS.to_vec(),
             partitions: 6,
             producers: 2,
             consumers: 2,
@@ -70,6 +73,7 @@ impl ChaosConfig {
             ack_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(60),
             keyed: false,
+            netns: false,
         }
     }
 
@@ -96,6 +100,16 @@ impl ChaosConfig {
         }
         if self.ack_timeout < Duration::from_secs(1) {
             return bad("ack timeout must be at least 1s".into());
+        }
+        if !self.netns
+            && let Some(k) = self.faults.iter().find(|k| k.needs_netns())
+        {
+            return bad(format!(
+                "the {k} fault needs network namespaces: add --netns (root only)"
+            ));
+        }
+        if self.faults.contains(&FaultKind::Partition) && self.nodes < 2 {
+            return bad("a partition needs at least 2 nodes".into());
         }
         Ok(())
     }
@@ -198,18 +212,25 @@ async fn run_inner(
         config.producers,
         config.consumers
     ));
-    let mut harness = ClusterHarness::start(HarnessConfig::new(
-        &config.binary,
-        &config.dir,
-        config.nodes,
-    ))
-    .await?;
+    let mut harness_config = HarnessConfig::new(&config.binary, &config.dir, config.nodes);
+    harness_config.netns = config.netns;
+    let mut harness = ClusterHarness::start(harness_config).await?;
     log(&format!(
         "cluster of {} formed in {:?} under {}",
         config.nodes,
         started.elapsed(),
         config.dir.display()
     ));
+    if let Some(lab) = harness.netns() {
+        log(&format!(
+            "network namespaces {} to {}; nodes at {} to {}, this side at {}",
+            lab.namespace(0),
+            lab.namespace(lab.len() - 1),
+            lab.node_ip(0),
+            lab.node_ip(lab.len() - 1),
+            lab.root_ip()
+        ));
+    }
     create_destination(&harness, config).await?;
 
     // Every task below ends when this guard drops (the run ends or is interrupted).
@@ -288,7 +309,9 @@ async fn run_inner(
         observations: &observations,
     });
     tasks.cancel();
-    harness.shutdown(STOP_GRACE).await;
+    for e in harness.shutdown(STOP_GRACE).await {
+        log(&format!("cleanup: {e}"));
+    }
     Ok(RunReport {
         seed: config.seed,
         nodes: config.nodes,
@@ -375,7 +398,16 @@ async fn inject(harness: &mut ClusterHarness, f: &ScheduledFault, t0: Instant) -
             None => detail.push_str("no leader known: the planned node instead; "),
         }
     }
-    let node = harness.ids().get(target).cloned().unwrap_or_default();
+    let ids = harness.ids();
+    let node = if f.kind == FaultKind::Partition {
+        f.minority
+            .iter()
+            .filter_map(|&i| ids.get(i).cloned())
+            .collect::<Vec<_>>()
+            .join("+")
+    } else {
+        ids.get(target).cloned().unwrap_or_default()
+    };
     let outcome: Result<(Option<u32>, String), ChaosError> = async {
         match f.kind {
             FaultKind::Kill | FaultKind::KillLeader => {
@@ -392,6 +424,25 @@ async fn inject(harness: &mut ClusterHarness, f: &ScheduledFault, t0: Instant) -
                 tokio::time::sleep(f.hold).await;
                 harness.resume(target)?;
                 Ok((pid, format!("SIGSTOP for {} ms, SIGCONT", ms(f.hold))))
+            }
+            FaultKind::Partition => {
+                harness.partition(&f.minority)?;
+                tokio::time::sleep(f.hold).await;
+                harness.heal_partition()?;
+                let majority: Vec<&str> = ids
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !f.minority.contains(i))
+                    .map(|(_, id)| id.as_str())
+                    .collect();
+                Ok((
+                    None,
+                    format!(
+                        "cut off from {} (and the clients) for {} ms, healed",
+                        majority.join("+"),
+                        ms(f.hold)
+                    ),
+                ))
             }
             FaultKind::Restart => {
                 let pid = harness.nodes().get(target).and_then(|n| n.pid());

@@ -2,7 +2,8 @@
 //! workload under a fault schedule drawn from a seed, heals, drains and checks (see the
 //! `swarmmq-chaos` crate). Prints the seed first, each fault as it happens, then the
 //! checker's report; exits non-zero on any violation. Ctrl-C or SIGTERM kills every
-//! node it started (by PID) and exits non-zero.
+//! node it started (by PID), deletes the network namespaces it created (`--netns`) and
+//! exits non-zero.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -39,7 +40,8 @@ pub struct RunArgs {
     /// One fault per this long
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub fault_every: Duration,
-    /// Faults to draw from
+    /// Faults to draw from: kill, kill-leader, pause, restart, partition (partition
+    /// needs --netns)
     #[arg(
         long,
         value_delimiter = ',',
@@ -59,6 +61,11 @@ pub struct RunArgs {
     /// Key every message by its id (a resend then always lands on the same partition)
     #[arg(long)]
     pub keyed: bool,
+    /// Run each node in its own network namespace behind a bridge (root and `ip`
+    /// needed); makes the partition fault possible. This side stays with the majority
+    /// of a partition, so the workload only sees the cut-off nodes as unreachable
+    #[arg(long)]
+    pub netns: bool,
     /// Directory for node configs, data and logs (default: a new one under the
     /// system's temp dir, removed after a passing run)
     #[arg(long)]
@@ -108,6 +115,9 @@ async fn run_once(a: RunArgs) -> anyhow::Result<()> {
     config.consumers = usize::from(a.consumers);
     config.rate_per_producer = a.rate;
     config.keyed = a.keyed;
+    config.netns = a.netns;
+    // Refused before anything is started: a clear message rather than a half-made run.
+    config.validate().context("invalid chaos run")?;
 
     let cancel = CancellationToken::new();
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
