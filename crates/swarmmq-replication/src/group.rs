@@ -85,6 +85,9 @@ impl PartitionGroup {
             election_timeout_max: millis(settings.election_timeout_max),
             // A snapshot carries no partition data yet (ADR 0009): never purge by policy.
             snapshot_policy: SnapshotPolicy::Never,
+            // Bounds one AppendEntries during catch-up so that it stays within the
+            // internal link's frame limit (openraft's default is 300 entries).
+            max_payload_entries: 8,
             ..Config::default()
         }
         .validate()
