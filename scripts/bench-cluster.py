@@ -2,7 +2,7 @@
 """bench-cluster.py: the cluster figures of docs/benchmarks.md (issue 5).
 
   scripts/bench-cluster.py [--kills 10] [--idle-secs 600] [--count 200000] [--rounds 3]
-                           [--no-build] [--only forward,detect,converge,idle,load]
+                           [--no-build] [--only forward,detect,converge,idle,load,replicated]
 
 Starts real `swarmmq node` processes on 127.0.0.1 (fresh data dirs, free ports, one
 shared master key), measures, and stops every process it started by its PID (also on
@@ -17,6 +17,8 @@ Ctrl-C). Every step is bounded by a count and a timeout.
 - idle:     5 nodes, no traffic, --idle-secs: every node polled every 250 ms; any node
             seen not alive is a false positive.
 - load:     the same watch while `swarmmq bench produce` runs against the cluster.
+- replicated: publish throughput to a 3-replica partition (cluster.replication: raft,
+            acks=all) / to one single node, alternating (opt-in: not in the default list).
 """
 import argparse
 import json
@@ -54,7 +56,7 @@ def http_json(addr, path, timeout=1.0):
 
 
 class Node:
-    def __init__(self, work, i, internal_ports):
+    def __init__(self, work, i, internal_ports, extra=""):
         self.i = i
         self.id = f"node-{i}"
         self.port = free_port()
@@ -62,12 +64,13 @@ class Node:
         self.dir = os.path.join(work, self.id)
         self.log = os.path.join(work, f"{self.id}.log")
         self.cfg = os.path.join(work, f"{self.id}.yaml")
-        lines = [
-            f"node:\n  id: {self.id}\n",
-            f"cluster:\n  name: bench\n  internal_port: {internal_ports[i - 1]}\n  nodes:\n",
-        ]
-        for j, p in enumerate(internal_ports):
-            lines.append(f"    - id: node-{j + 1}\n      address: \"127.0.0.1:{p}\"\n")
+        lines = [f"node:\n  id: {self.id}\n"]
+        if internal_ports:
+            lines.append(
+                f"cluster:\n  name: bench\n  internal_port: {internal_ports[i - 1]}\n  nodes:\n")
+            for j, p in enumerate(internal_ports):
+                lines.append(f"    - id: node-{j + 1}\n      address: \"127.0.0.1:{p}\"\n")
+            lines.append(extra)
         with open(self.cfg, "w") as f:
             f.write("".join(lines))
         self.proc = None
@@ -135,9 +138,9 @@ def wait_until(check, what, timeout=60, step=0.02):
     sys.exit(f"timed out waiting for {what}")
 
 
-def start_cluster(work, n, start=None):
+def start_cluster(work, n, start=None, extra=""):
     internal = [free_port() for _ in range(n)]
-    nodes = [Node(work, i + 1, internal) for i in range(n)]
+    nodes = [Node(work, i + 1, internal, extra) for i in range(n)]
     for node in nodes[: (start or n)]:
         node.start()
     return nodes
@@ -186,6 +189,46 @@ def forward(work, args):
         n.stop()
     ratio = [f / d for f, d in zip(forwarded, direct)]
     return {"direct_median": median(direct), "forwarded_median": median(forwarded),
+            "ratio_median": median(ratio), "ratios": ratio}
+
+
+def bench_rate(name, node, count):
+    res = json.loads(cli("bench", "produce", "-d", name, "--count", str(count),
+                         "--node", node.addr, "--json", "--quiet"))
+    return res.get("msgs_per_sec")
+
+
+def replicated(work, args):
+    """Publish throughput of a 3-replica partition (acks=all, replication raft) against
+    one single node, alternating, --rounds times (1 KiB, fsync always)."""
+    single_rates, repl_rates = [], []
+    for r in range(args.rounds):
+        d = os.path.join(work, f"single-{r}")
+        os.makedirs(d, exist_ok=True)
+        single = Node(d, 1, [])
+        single.start()
+        cli("topic", "create", "s", "--partitions", "1", "--node", single.addr)
+        single_rates.append(bench_rate("s", single, args.count))
+        single.stop()
+        d = os.path.join(work, f"repl-{r}")
+        os.makedirs(d, exist_ok=True)
+        nodes = start_cluster(d, 3, extra="  replication: raft\n  replication_factor: 3\n")
+        wait_until(lambda: all_alive(nodes, nodes), "3 alive")
+        cli("topic", "create", "r", "--partitions", "1", "--node", nodes[0].addr)
+
+        def leader_known():
+            desc = json.loads(cli("topic", "describe", "r", "--node", nodes[0].addr, "--json"))
+            return desc["partitions"][0]["leader"]
+
+        time.sleep(2)  # the partition group elects its leader
+        lead = next(n for n in nodes if n.id == leader_known())
+        repl_rates.append(bench_rate("r", lead, args.count))
+        for n in nodes:
+            n.stop()
+        print(f"  round {r + 1}: single node {single_rates[-1]:,.0f} msg/s, "
+              f"3 replicas via leader {lead.id} {repl_rates[-1]:,.0f} msg/s", flush=True)
+    ratio = [b / a for a, b in zip(single_rates, repl_rates)]
+    return {"single_median": median(single_rates), "replicated_median": median(repl_rates),
             "ratio_median": median(ratio), "ratios": ratio}
 
 
