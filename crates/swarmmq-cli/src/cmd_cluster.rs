@@ -124,6 +124,13 @@ pub fn render(status: &Value) -> String {
     if !not_alive.is_empty() {
         out.push_str(&format!("; not alive: {}", not_alive.join(", ")));
     }
+    if let Some(n) = status
+        .get("under_replicated_partitions")
+        .and_then(Value::as_u64)
+        .filter(|n| *n > 0)
+    {
+        out.push_str(&format!("; {n} under-replicated partitions"));
+    }
     out.push('\n');
     out
 }

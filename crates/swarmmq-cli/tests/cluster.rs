@@ -361,6 +361,14 @@ fn a_five_node_cluster_routes_from_any_node_and_survives_node_and_leader_loss() 
         "node-3 SIGKILLed: marked dead by all four others within {:?}",
         killed.elapsed()
     );
+    // Partitions with a replica on node-3 are reported under-replicated.
+    let s = c.status(1).unwrap();
+    assert!(
+        s["under_replicated_partitions"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+    let text = ok(&swarmmq(&["cluster", "status", "--node", &c.addr(1)], None));
+    assert!(text.contains("under-replicated partitions"), "{text}");
     // Publishes for partitions node-3 did not own keep succeeding; keyless ones route
     // around it.
     let d = describe(&c, 1, "orders");
@@ -401,6 +409,17 @@ fn a_five_node_cluster_routes_from_any_node_and_survives_node_and_leader_loss() 
     for id in [1, 2, 4, 5] {
         c.wait_status(id, "node-3 alive again", |s| all_alive(s, 5));
     }
+
+    c.wait_status(
+        1,
+        "no under-replicated partition once node-3 is back",
+        |s| s["under_replicated_partitions"] == 0,
+    );
+    let (_, metrics) = http_get(c.node(1).http(), "/metrics").unwrap();
+    assert!(
+        metrics.contains("swarmmq_under_replicated_partitions 0"),
+        "{metrics}"
+    );
 
     // The metadata leader dies; a new one takes over and admin keeps working.
     let status = c.status(1).unwrap();

@@ -80,6 +80,8 @@ pub(crate) struct Metrics {
     pub fsync_latency: Histogram,
     pub batches_per_commit: Histogram,
     pub open_connections: Gauge,
+    /// Cluster mode: partitions with a replica on a node that is not alive.
+    pub under_replicated: Gauge,
     pub errors: Family<CodeLabel, Counter>,
     /// Refused authentications and authorizations; reasons are a fixed set of labels.
     pub auth_failures: Family<ReasonLabel, Counter>,
@@ -124,6 +126,7 @@ impl Metrics {
             fsync_latency: Histogram::new(latency_buckets()),
             batches_per_commit: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             open_connections: Gauge::default(),
+            under_replicated: Gauge::default(),
             errors: Family::default(),
             auth_failures: Family::default(),
             load: crate::load::LoadWindow::new(),
@@ -235,6 +238,11 @@ impl Metrics {
             "open_connections",
             "Open client connections",
             m.open_connections.clone(),
+        );
+        registry.register(
+            "under_replicated_partitions",
+            "Partitions with a replica on a node that is not alive (cluster mode)",
+            m.under_replicated.clone(),
         );
         registry.register(
             "errors",

@@ -40,7 +40,7 @@ pub(crate) use route_admin::{create as create_destination, route_admin};
 pub(crate) use route_consume::{route_consume, route_pull};
 pub(crate) use route_publish::prepare_publish;
 pub(crate) use start::start;
-pub(crate) use status::{health_json, status_json};
+pub(crate) use status::{health_json, status_json, under_replicated};
 pub(crate) use topology::{DestTopology, NodeAddrs, Topology};
 
 /// Longest a forwarded request other than a long poll may take.

@@ -72,6 +72,7 @@ pub(crate) fn status_json(rt: &ClusterRuntime) -> Value {
             swarmmq_cluster::placement::plan(name, &d.replicas, &live, rf).len()
         })
         .sum();
+    let under_replicated = under_replicated(rt);
     json!({
         "cluster": rt.cluster_name,
         "node": rt.node_id,
@@ -81,6 +82,7 @@ pub(crate) fn status_json(rt: &ClusterRuntime) -> Value {
         "voters": raft.voters,
         "learners": raft.learners,
         "planned_moves": planned_moves,
+        "under_replicated_partitions": under_replicated,
         "nodes": nodes.into_values().collect::<Vec<_>>(),
     })
 }
@@ -107,4 +109,16 @@ pub(crate) fn health_json(rt: &ClusterRuntime) -> Value {
         "alive": alive,
         "nodes": known,
     })
+}
+
+/// Partitions with a replica on a node gossip does not call alive: with replication on,
+/// they run on fewer copies than placed; without it, those whose owner is down are
+/// unavailable.
+pub(crate) fn under_replicated(rt: &ClusterRuntime) -> usize {
+    let topo = rt.topology();
+    topo.destinations
+        .values()
+        .flat_map(|d| d.replicas.iter())
+        .filter(|set| set.iter().any(|n| !rt.is_alive(n)))
+        .count()
 }

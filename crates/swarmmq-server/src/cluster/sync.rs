@@ -201,6 +201,10 @@ pub(crate) async fn run(broker: Weak<Broker>, rt: Arc<ClusterRuntime>, stop: Can
                 });
             }
         }
+        broker
+            .metrics
+            .under_replicated
+            .set(super::under_replicated(&rt) as i64);
         if last_load.elapsed() >= LOAD_EVERY {
             last_load = Instant::now();
             rt.set_load(meter.report(&broker, &rt));
